@@ -1,0 +1,2 @@
+def render() -> None:
+    """placeholder"""

@@ -1,0 +1,13 @@
+"""`partdistill segment`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def segment() -> None:
+    """Not available in this version yet (see the project's issues)."""
+    from partdistill_cli.console import console
+
+    console.print("[yellow]partdistill segment is not available in this version yet.[/]")
+    raise typer.Exit(2)

@@ -1,0 +1,28 @@
+"""The teacher interface: view images + part names -> 2D detections."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+from partdistill_cli.errors import UserError
+
+from partdistill_cli.knowledge import Detection
+from partdistill_cli.render.base import Views
+
+
+class TeacherError(UserError, RuntimeError):
+    """A teacher cannot run (missing weights, missing package); the message says how to fix it."""
+
+
+class Teacher(Protocol):
+    """Anything that turns rendered views and part names into `Detection`s.
+
+    `name` identifies the teacher (and its settings) in caches; `kind` says whether it gives masks or boxes.
+    """
+
+    name: str
+    kind: Literal["mask", "box"]
+
+    def detect(self, views: Views, parts: list[str], category: str | None = None) -> list[Detection]:
+        """Detections for every view of `views` (their `view` field indexes `views.cameras`)."""
+        ...
