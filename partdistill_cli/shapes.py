@@ -125,9 +125,7 @@ def from_mesh(
     return Shape(points, normals, v, faces, face_ids, center, radius, name)
 
 
-def from_points(
-    xyz: np.ndarray, normals: np.ndarray | None = None, name: str = "shape"
-) -> Shape:
+def from_points(xyz: np.ndarray, normals: np.ndarray | None = None, name: str = "shape") -> Shape:
     """Build a normalised point-cloud `Shape` from (N, 3) points and optional (N, 3) normals."""
     xyz = np.asarray(xyz, dtype=np.float64)
     if xyz.ndim != 2 or xyz.shape[1] != 3:

@@ -1,2 +1,192 @@
-def evaluate() -> None:
-    """placeholder"""
+"""`partdistill evaluate`: measure part segmentation quality on labeled shapes with the simulated teacher."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from partdistill_cli.commands import options as opt
+
+
+class DataFormat(str, Enum):
+    auto = "auto"
+    shapenetpart = "shapenetpart"
+    labeled_mesh = "labeled-mesh"
+    partnet_mobility = "partnet-mobility"
+
+
+class TeacherChoice(str, Enum):
+    simulated = "simulated"
+
+
+class ProtocolChoice(str, Enum):
+    per_shape = "per-shape"
+    category = "category"
+
+
+class OtherChoice(str, Enum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+def evaluate(
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="A labeled data set: a folder or file (ShapeNetPart txt, labeled-mesh folder, PartNet-Mobility "
+            "object folder(s)), or 'procedural' / 'procedural:chair,mug' for generated shapes."
+        ),
+    ],
+    fmt: Annotated[DataFormat, typer.Option("--format", help="Data set layout; auto detects it.")] = DataFormat.auto,
+    category: Annotated[str | None, typer.Option("--category", help="Only shapes of this category.")] = None,
+    parts: Annotated[
+        str | None,
+        typer.Option("--parts", help="Comma-separated part names replacing the data set's (same count)."),
+    ] = None,
+    teacher: Annotated[
+        TeacherChoice,
+        typer.Option("--teacher", help="simulated: ground-truth part images corrupted as VLMs fail (evaluation only)."),
+    ] = TeacherChoice.simulated,
+    noise: Annotated[
+        str,
+        typer.Option("--noise", help="Noise preset of the simulated teacher (clean, default, harsh) or a JSON file."),
+    ] = "default",
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help="Comma list of vote (back-projection votes), vote-fill (votes, unseen points from the nearest "
+            "voted point), forward (student, forward distillation), full (forward + backward distillation), or all.",
+        ),
+    ] = "vote,vote-fill",
+    protocol: Annotated[
+        ProtocolChoice,
+        typer.Option(
+            "--protocol",
+            help="per-shape: a student per shape; category: one student per category trained on all its shapes' "
+            "knowledge (no labels), then evaluated on each.",
+        ),
+    ] = ProtocolChoice.per_shape,
+    other: Annotated[
+        OtherChoice,
+        typer.Option(
+            "--other",
+            help="Add a background part for points no listed part claims; auto: when the data set's part list is "
+            "partial (points labeled 'no part', as in PartNetE).",
+        ),
+    ] = OtherChoice.auto,
+    points: opt.Points = 2048,
+    per_category: Annotated[
+        int, typer.Option("--per-category", min=1, help="Shapes per category for 'procedural' data.")
+    ] = 5,
+    views: opt.Views = 10,
+    resolution: opt.Resolution = 512,
+    renderer: opt.Renderer = opt.RendererChoice.auto,
+    up: opt.Up = opt.UpAxis.y,
+    seed: opt.Seed = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON report here.")] = None,
+    save_knowledge: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-knowledge",
+            help="Folder to save, per shape, cameras, pixel->point maps, detections and knowledge (to feed other "
+            "tools the same 2D knowledge).",
+        ),
+    ] = None,
+    overwrite: opt.Overwrite = False,
+) -> None:
+    """Evaluate methods on labeled shapes: mIoU and coverage per category, as a table and a JSON report."""
+    import json
+
+    from partdistill_cli.console import console, progress
+    from partdistill_cli.errors import UserError
+    from partdistill_cli.evaluate import EvalConfig, expand_methods, run_evaluation
+    from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir, write_text
+    from partdistill_cli.pipeline import RenderSettings
+    from partdistill_cli.teachers.simulated import load_noise
+
+    try:
+        methods = expand_methods(method)
+        noise_cfg = load_noise(noise)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    if out is not None:
+        check_writable_dir(out.parent if str(out.parent) else Path("."))
+        check_not_overwriting([out], [], overwrite)
+    if save_knowledge is not None:
+        check_writable_dir(save_knowledge)
+    part_list = [p.strip() for p in parts.split(",") if p.strip()] if parts else None
+    items = _load(data, fmt.value, category, part_list, points, per_category, seed)
+    console.print(
+        f"[dim]teacher: simulated (evaluation only: it reads ground truth), noise '{noise}', "
+        f"{len(items)} shapes, methods {', '.join(methods)}, protocol {protocol.value}[/]"
+    )
+    config = EvalConfig(
+        methods,
+        noise_cfg,
+        noise,
+        RenderSettings(views, resolution, renderer.value, up.value),
+        protocol.value,
+        seed,
+        other.value,
+    )
+    with progress() as bar:
+        report = run_evaluation(items, config, save_knowledge, bar)
+    report["config"].update({"data": data, "format": fmt.value, "points": points})
+    _print_table(report)
+    if out is not None:
+        write_text(out, json.dumps(report, indent=1))
+        console.print(f"report written to [bold]{out}[/]")
+
+
+def _load(data, fmt, category, parts, points, per_category, seed):
+    from partdistill_cli.datasets import load_dataset
+    from partdistill_cli.errors import UserError
+
+    if data == "procedural" or data.startswith("procedural:"):
+        from partdistill_cli import procedural
+
+        cats = data.split(":", 1)[1].split(",") if ":" in data else None
+        if category:
+            cats = [category]
+        unknown = [c for c in cats or [] if c not in procedural.CATEGORIES]
+        if unknown:
+            raise UserError(
+                f"unknown procedural categor(ies) {', '.join(unknown)}; known: {', '.join(procedural.CATEGORIES)}"
+            )
+        return procedural.procedural_dataset(cats, per_category, seed, points)
+    items = load_dataset(data, fmt, category, parts, points, seed)
+    if not items:
+        raise UserError(f"{data}: no shapes found" + (f" of category {category}" if category else ""))
+    return items
+
+
+def _print_table(report: dict) -> None:
+    from rich.table import Table
+
+    from partdistill_cli.console import console
+
+    methods = list(dict.fromkeys(r["method"] for r in report["results"]))
+    cats = list(dict.fromkeys(r["category"] for r in report["results"]))
+    table = Table(title="mIoU ×100 (coverage %)")
+    table.add_column("category")
+    table.add_column("shapes", justify="right")
+    for m in methods:
+        table.add_column(m, justify="right")
+    cell = {(r["method"], r["category"]): r for r in report["results"]}
+    for c in cats:
+        n = len(cell[(methods[0], c)]["shapes"])
+        table.add_row(
+            c,
+            str(n),
+            *[f"{cell[(m, c)]['miou'] * 100:.1f} ({cell[(m, c)]['coverage'] * 100:.0f})" for m in methods],
+        )
+    summary = report["summary"]
+    table.add_section()
+    table.add_row("mean of categories", "", *[f"{summary[m]['mean_over_categories'] * 100:.1f}" for m in methods])
+    table.add_row("mean of shapes", "", *[f"{summary[m]['mean_over_shapes'] * 100:.1f}" for m in methods])
+    console.print(table)

@@ -64,16 +64,20 @@ def pixel_map(
     points: np.ndarray,
     tolerance: float | None = None,
     ids: np.ndarray | None = None,
-    point_faces: np.ndarray | None = None,
+    point_primitives: np.ndarray | None = None,
     point_normals: np.ndarray | None = None,
+    oriented: bool = False,
+    footprint_px: float = 1.5,
 ) -> np.ndarray:
     """(V, N) int32 pixel->point map by a depth test of (N, 3) `points` against (V, H, W) `depth`.
 
-    A point is visible in a view when it projects inside the image and its depth is at most the rendered
-    depth at its pixel plus `tolerance` (normalised units). For mesh samples (`ids`, `point_faces`,
-    `point_normals` given) the depth test alone would let points on a back-facing face just behind an edge
-    through, so such a point must also face the camera, unless its own face is the one seen at its pixel
-    (which keeps both sides of open, single-sheet surfaces visible).
+    A point is visible in a view when it projects inside the image onto a pixel showing the surface, and its
+    depth is at most the rendered depth there plus a tolerance: `tolerance` (normalised units) plus, when
+    `point_normals` are given, the depth a surface at the point's slope spans over `footprint_px` pixels (so
+    grazing surfaces are not lost; splatted disks span several pixels), else that of a 60 degree slope. A point whose own primitive (`point_primitives`, compared with `ids`) is the one
+    seen at its pixel is visible. With `oriented` normals (mesh faces), a point facing away from the camera is
+    only visible through that own-primitive rule: this stops points just behind an edge from leaking through
+    the tolerance while keeping both sides of open, single-sheet surfaces.
     """
     tol = depth_tolerance(tolerance)
     n_views, h, w = depth.shape
@@ -85,11 +89,20 @@ def pixel_map(
         y = np.floor(uv[:, 1]).astype(np.int64)
         inside = (z > 0) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
         flat = np.where(inside, y * w + x, 0)
-        seen = inside & (z <= depth[v].reshape(-1)[flat] + tol)
-        if ids is not None and point_faces is not None and point_normals is not None:
-            own = ids[v].reshape(-1)[flat] == point_faces
-            facing = np.einsum("nc,nc->n", point_normals, cam.position - pts) > 0
-            seen &= own | facing
+        surface = depth[v].reshape(-1)[flat]
+        pixel = footprint_px * z / cam.intrinsics[0, 0]
+        allowed = tol + pixel * np.sqrt(3.0)
+        facing = np.ones(len(pts), dtype=bool)
+        if point_normals is not None:
+            to_cam = cam.position - pts
+            cos = np.einsum("nc,nc->n", point_normals, to_cam) / np.maximum(np.linalg.norm(to_cam, axis=1), 1e-12)
+            c = np.clip(np.abs(cos), 0.2, 1.0)
+            allowed = tol + pixel * np.sqrt(1.0 - c**2) / c
+            if oriented:
+                facing = cos > 0
+        seen = inside & np.isfinite(surface) & (z <= surface + allowed) & facing
+        if ids is not None and point_primitives is not None:
+            seen |= inside & (ids[v].reshape(-1)[flat] == point_primitives)
         out[v] = np.where(seen, flat, -1)
     return out
 
@@ -103,3 +116,16 @@ def shade(cos: np.ndarray, hit: np.ndarray) -> np.ndarray:
     grey = (40.0 + 190.0 * np.abs(cos)).astype(np.uint8)
     grey = np.where(hit, grey, np.uint8(BACKGROUND))
     return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def contact_sheet(images: np.ndarray, columns: int | None = None, pad: int = 4) -> np.ndarray:
+    """(V, H, W, 3) uint8 images -> one (rows*(H+pad)+pad, cols*(W+pad)+pad, 3) uint8 grid on white."""
+    n, h, w, _ = images.shape
+    cols = columns or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    sheet = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), BACKGROUND, dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        sheet[y : y + h, x : x + w] = images[i]
+    return sheet

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from partdistill_cli.cameras import Camera
-from partdistill_cli.render.base import Views, pixel_map, shade
+from partdistill_cli.render.base import Views, shade
 from partdistill_cli.shapes import Shape
 
 MISS = np.uint32(0xFFFFFFFF)
@@ -54,11 +54,32 @@ def render_mesh(shape: Shape, cameras: list[Camera], tolerance: float | None = N
     rot = np.stack([c.world_to_camera[:3, :3] for c in cameras]).astype(np.float32)
     rgb = shade(np.einsum("vhwc,vc->vhw", normals, rot[:, 2, :]), hit)
     depth = np.where(hit, depth, np.inf).astype(np.float32)
-    face_normals = np.cross(
-        shape.vertices[shape.faces[:, 1]] - shape.vertices[shape.faces[:, 0]],
-        shape.vertices[shape.faces[:, 2]] - shape.vertices[shape.faces[:, 0]],
-    )
-    pmap = pixel_map(
-        cameras, depth, shape.points, tolerance, ids, shape.face_ids, face_normals[shape.face_ids]
-    )
+    pmap = point_visibility(scene, cameras, shape.points, hit)
     return Views(cameras, rgb, depth, ids, "face", pmap)
+
+
+def point_visibility(scene, cameras: list[Camera], points: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    """(V, N) int32 pixel->point map of mesh sample points by casting one ray from each camera to each point.
+
+    Exact where a depth test against the image is not: a point is visible when nothing lies between the
+    camera and it (t_hit along the camera->point segment reaches the point), whatever the surface's slope or
+    the image resolution. It must also land on a pixel that shows the surface.
+    """
+    import open3d as o3d
+
+    pts = np.asarray(points, dtype=np.float64)
+    n_views, h, w = hit.shape
+    origins = np.stack([np.broadcast_to(c.position, pts.shape) for c in cameras])
+    rays = np.concatenate([origins, pts[None] - origins], axis=-1).astype(np.float32)
+    t_hit = scene.cast_rays(o3d.core.Tensor(rays), nthreads=0)["t_hit"].numpy().reshape(n_views, len(pts))
+    out = np.full((n_views, len(pts)), -1, dtype=np.int32)
+    for v, cam in enumerate(cameras):
+        uv, z = cam.project(pts)
+        x = np.floor(uv[:, 0]).astype(np.int64)
+        y = np.floor(uv[:, 1]).astype(np.int64)
+        inside = (z > 0) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        flat = np.where(inside, y * w + x, 0)
+        # Slack for float32 rounding: the segment has length 1 in ray units (2e-5 is ~5e-5 shape units here).
+        seen = inside & (t_hit[v] >= 1.0 - 2e-5) & hit[v].reshape(-1)[flat]
+        out[v] = np.where(seen, flat, -1)
+    return out

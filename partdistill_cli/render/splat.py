@@ -8,7 +8,7 @@ from partdistill_cli.cameras import Camera
 from partdistill_cli.render.base import Views, pixel_map, shade
 from partdistill_cli.shapes import Shape
 
-MAX_RADIUS_PX = 8
+MAX_RADIUS_PX = 12
 
 
 def auto_radius(points: np.ndarray, camera: Camera) -> int:
@@ -21,7 +21,8 @@ def auto_radius(points: np.ndarray, camera: Camera) -> int:
     # Subsampling for the estimate spreads the points; scale back to the full density.
     spacing *= np.sqrt(len(sample) / len(points))
     px_per_unit = camera.intrinsics[0, 0] / np.linalg.norm(camera.position)
-    return int(np.clip(np.ceil(0.7 * spacing * px_per_unit), 1, MAX_RADIUS_PX))
+    # Random samples leave gaps of about twice the median neighbour distance; a disk that size closes them.
+    return int(np.clip(np.ceil(2.0 * spacing * px_per_unit), 1, MAX_RADIUS_PX))
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -74,4 +75,8 @@ def render_points(
             zz = depth[v][hit_np]
             cos[v][hit_np] = 1.0 - (zz - zz.min()) / max(float(zz.max() - zz.min()), 1e-6) * 0.7
     rgb = shade(cos, ids >= 0)
-    return Views(cameras, rgb, depth, ids, "point", pixel_map(cameras, depth, pts, tolerance))
+    # Point-cloud normals are often unoriented, so they only widen the depth tolerance on slopes.
+    pmap = pixel_map(
+        cameras, depth, pts, tolerance, ids, np.arange(n), normals, oriented=False, footprint_px=radius + 1
+    )
+    return Views(cameras, rgb, depth, ids, "point", pmap)

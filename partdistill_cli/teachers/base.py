@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal, Protocol
 
 from partdistill_cli.errors import UserError
-
 from partdistill_cli.knowledge import Detection
 from partdistill_cli.render.base import Views
 

@@ -1,0 +1,187 @@
+"""Evaluation harness: labeled data sets x methods -> metrics (DESIGN.md section 6).
+
+Ground truth is read here and only here: the simulated teacher corrupts it into 2D knowledge, and the metrics
+compare predictions with it. Methods only ever see the shape and its knowledge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from partdistill_cli.knowledge import Knowledge, Labels
+from partdistill_cli.metrics import coverage, part_ious
+from partdistill_cli.pipeline import OTHER, RenderSettings, save_teach_result, teach
+from partdistill_cli.shapes import Shape
+from partdistill_cli.teachers.simulated import NoiseConfig, SimulatedTeacher
+from partdistill_cli.vote import vote
+
+Protocol = Literal["per-shape", "category"]
+# A method labels a group of shapes from their knowledge alone: the per-shape protocol calls it with one shape
+# at a time, the category protocol with all shapes of a category at once.
+Method = Callable[[list[tuple[Shape, Knowledge]], int], list[Labels]]
+
+
+def _vote(items: list[tuple[Shape, Knowledge]], seed: int) -> list[Labels]:
+    return [vote(k) for _, k in items]
+
+
+def _vote_fill(items: list[tuple[Shape, Knowledge]], seed: int) -> list[Labels]:
+    return [vote(k, s.points, fill=True) for s, k in items]
+
+
+def _student(mode: str) -> Method:
+    def run(items: list[tuple[Shape, Knowledge]], seed: int) -> list[Labels]:
+        from partdistill_cli.student import DistillConfig, distill
+
+        student = distill(items, DistillConfig(seed=seed), mode=mode, show_progress=False)
+        return [student.predict(s) for s, _ in items]
+
+    return run
+
+
+METHODS: dict[str, Method] = {
+    "vote": _vote,
+    "vote-fill": _vote_fill,
+    "forward": _student("forward"),
+    "full": _student("full"),
+}
+# Methods whose result does not depend on which shapes are grouped together.
+SHAPE_LOCAL = {"vote", "vote-fill"}
+
+
+def expand_methods(spec: str) -> list[str]:
+    """ "all" or a comma list -> method names, validated."""
+    names = list(METHODS) if spec == "all" else [m.strip() for m in spec.split(",") if m.strip()]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown or not names:
+        raise ValueError(f"unknown method(s) {', '.join(unknown) or spec!r}; choose from all, {', '.join(METHODS)}")
+    return names
+
+
+@dataclass
+class EvalConfig:
+    methods: list[str]
+    noise: NoiseConfig
+    noise_name: str = "default"
+    settings: RenderSettings = field(default_factory=RenderSettings)
+    protocol: Protocol = "per-shape"
+    seed: int = 0
+    other: Literal["auto", "on", "off"] = "auto"
+
+    def to_dict(self) -> dict:
+        return {
+            "methods": self.methods,
+            "noise": self.noise_name,
+            "noise_config": self.noise.to_dict(),
+            "render": self.settings.to_dict(),
+            "protocol": self.protocol,
+            "seed": self.seed,
+            "other": self.other,
+        }
+
+
+def _use_other(config: EvalConfig, items) -> bool:
+    # "auto": the data set itself says its part list is partial (PartNetE-style "no part" points exist), which
+    # is a property of the task definition, not something a method learns from.
+    if config.other == "auto":
+        return any((ls.point_labels < 0).any() for ls in items)
+    return config.other == "on"
+
+
+def score_shape(pred: np.ndarray, gt: np.ndarray, parts: list[str], other_index: int | None) -> dict:
+    """Per-shape metrics; a prediction of the background part counts as "no part" (-1)."""
+    cov = coverage(pred)
+    if other_index is not None:
+        pred = np.where(pred == other_index, -1, pred)
+    ious = part_ious(pred, gt, len(parts))
+    return {
+        "miou": float(ious.mean()),
+        "coverage": cov,
+        "part_iou": dict(zip(parts, map(float, ious), strict=True)),
+    }
+
+
+def run_evaluation(
+    data: list,
+    config: EvalConfig,
+    save_knowledge: Path | None = None,
+    progress=None,
+) -> dict:
+    """Evaluate `config.methods` on `data` (a list of `datasets.LabeledShape`); returns the JSON report.
+
+    Report: {"config": {...}, "results": [{"method", "category", "miou", "coverage", "shapes": [{"name",
+    "miou", "coverage", "part_iou": {part: iou}}]}], "summary": {method: {"mean_over_categories",
+    "mean_over_shapes"}}}; all values in [0, 1].
+    """
+    if not data:
+        raise ValueError("no shapes to evaluate")
+    by_category: dict[str, list[int]] = {}
+    for i, ls in enumerate(data):
+        by_category.setdefault(ls.category, []).append(i)
+    teach_task = progress.add_task("teaching", total=len(data), status="") if progress else None
+    taught: list[tuple[Shape, Knowledge]] = []
+    other_flags = {}
+    for cat, idx in by_category.items():
+        other_flags[cat] = _use_other(config, [data[i] for i in idx])
+    for i, ls in enumerate(data):
+        teacher = SimulatedTeacher(ls.primitive_labels, config.noise, shape_seed=config.seed * 100003 + i)
+        res = teach(ls.shape, teacher, ls.parts, config.settings, ls.category, other=other_flags[ls.category])
+        if save_knowledge is not None:
+            save_teach_result(res, Path(save_knowledge) / f"{i:04d}_{_safe(ls.name)}")
+        taught.append((ls.shape, res.knowledge))
+        if progress:
+            progress.update(teach_task, advance=1, status=ls.name)
+    results = []
+    total = len(config.methods) * len(data)
+    method_task = progress.add_task("methods", total=total, status="") if progress else None
+    for method in config.methods:
+        fn = METHODS[method]
+        for cat, idx in by_category.items():
+            if config.protocol == "category" and method not in SHAPE_LOCAL:
+                labels = fn([taught[i] for i in idx], config.seed)
+            else:
+                labels = [fn([taught[i]], config.seed)[0] for i in idx]
+            shapes_out = []
+            for i, lab in zip(idx, labels, strict=True):
+                ls = data[i]
+                other_index = len(ls.parts) if other_flags[cat] else None
+                shapes_out.append(
+                    {"name": ls.name, **score_shape(lab.point_labels, ls.point_labels, ls.parts, other_index)}
+                )
+                if progress:
+                    progress.update(method_task, advance=1, status=f"{method} {ls.name}")
+            results.append(
+                {
+                    "method": method,
+                    "category": cat,
+                    "miou": float(np.mean([s["miou"] for s in shapes_out])),
+                    "coverage": float(np.mean([s["coverage"] for s in shapes_out])),
+                    "shapes": shapes_out,
+                }
+            )
+    return {"config": config.to_dict(), "results": results, "summary": summarize(results)}
+
+
+def summarize(results: list[dict]) -> dict:
+    out = {}
+    for method in dict.fromkeys(r["method"] for r in results):
+        rows = [r for r in results if r["method"] == method]
+        shapes = [s for r in rows for s in r["shapes"]]
+        out[method] = {
+            "mean_over_categories": float(np.mean([r["miou"] for r in rows])),
+            "mean_over_shapes": float(np.mean([s["miou"] for s in shapes])),
+            "coverage": float(np.mean([s["coverage"] for s in shapes])),
+        }
+    return out
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
+
+
+__all__ = ["METHODS", "OTHER", "EvalConfig", "expand_methods", "run_evaluation", "score_shape", "summarize"]

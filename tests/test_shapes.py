@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+import trimesh
+
+from partdistill_cli.shapes import ShapeError, from_mesh, from_points, load_shape
+
+
+def test_mesh_is_normalised_and_transform_kept(tmp_path):
+    mesh = trimesh.creation.box(extents=(2.0, 4.0, 6.0))
+    mesh.apply_translation((10.0, -3.0, 5.0))
+    path = tmp_path / "box.obj"
+    mesh.export(path)
+    shape = load_shape(path, n_points=500, seed=1)
+    assert shape.is_mesh and shape.points.shape == (500, 3) and shape.points.dtype == np.float32
+    assert np.isclose(np.linalg.norm(shape.vertices, axis=1).max(), 1.0, atol=1e-5)
+    assert np.allclose(shape.to_original(shape.vertices), mesh.vertices, atol=1e-4)
+    assert shape.face_ids.shape == (500,) and shape.face_ids.max() < len(shape.faces)
+    # Each sample lies on the face it names.
+    tri = shape.vertices[shape.faces[shape.face_ids]]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    assert np.allclose(np.einsum("nc,nc->n", shape.points - tri[:, 0], normal), 0, atol=1e-5)
+
+
+def test_sampling_is_seeded_and_area_weighted():
+    big = trimesh.creation.box(extents=(1, 1, 1))
+    small = trimesh.creation.box(extents=(0.1, 0.1, 0.1))
+    small.apply_translation((2, 0, 0))
+    v = np.concatenate([big.vertices, small.vertices])
+    f = np.concatenate([big.faces, small.faces + 8])
+    a = from_mesh(v, f, 4000, seed=3)
+    b = from_mesh(v, f, 4000, seed=3)
+    assert np.array_equal(a.points, b.points)
+    share_small = (a.face_ids >= 12).mean()
+    assert 0.0 < share_small < 0.03  # area ratio 1:100
+
+
+def test_face_order_is_kept(tmp_path):
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    perm = np.random.default_rng(0).permutation(len(mesh.faces))
+    faces = mesh.faces[perm]
+    path = tmp_path / "s.obj"
+    trimesh.Trimesh(mesh.vertices, faces, process=False).export(path)
+    shape = load_shape(path, n_points=10)
+    assert np.array_equal(shape.faces, faces)
+
+
+@pytest.mark.parametrize("suffix", [".xyz", ".txt", ".npy", ".npz", ".ply"])
+def test_point_clouds_keep_all_points_in_order(tmp_path, suffix):
+    xyz = np.random.default_rng(0).normal(size=(300, 3))
+    path = tmp_path / f"c{suffix}"
+    if suffix == ".npy":
+        np.save(path, xyz)
+    elif suffix == ".npz":
+        np.savez(path, points=xyz)
+    elif suffix == ".ply":
+        trimesh.PointCloud(xyz).export(path)
+    else:
+        np.savetxt(path, xyz)
+    shape = load_shape(path)
+    assert not shape.is_mesh and shape.n_points == 300
+    assert np.allclose(shape.to_original(shape.points), xyz, atol=1e-5)
+
+
+def test_pcd_cloud(tmp_path):
+    import open3d as o3d
+
+    xyz = np.random.default_rng(1).normal(size=(50, 3))
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz))
+    path = tmp_path / "c.pcd"
+    o3d.io.write_point_cloud(str(path), pcd)
+    assert load_shape(path).n_points == 50
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.obj", None, "no such file"),
+        ("shape.abc", b"1 2 3\n", "unknown extension"),
+        ("empty.obj", b"", "empty"),
+        ("garbage.npy", bytes(range(256)) * 4, "cannot read"),
+        ("nan.xyz", b"0 0 0\n1 nan 0\n0 1 1\n", "NaN"),
+        ("one.xyz", b"0 0 0\n", "at least 2 points"),
+        ("text.xyz", b"hello world\n", "not a text point cloud"),
+        ("nofaces.stl", b"solid x\nendsolid x\n", "no"),
+    ],
+)
+def test_bad_input_raises_readable_error(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ShapeError, match=message):
+        load_shape(path)
+
+
+def test_truncated_binary_ply(tmp_path):
+    mesh = trimesh.creation.icosphere()
+    path = tmp_path / "t.ply"
+    data = trimesh.exchange.ply.export_ply(mesh, encoding="binary")
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ShapeError):
+        load_shape(path)
+
+
+def test_cloud_where_mesh_needed(tmp_path):
+    path = tmp_path / "c.xyz"
+    np.savetxt(path, np.random.default_rng(0).normal(size=(10, 3)))
+    with pytest.raises(ShapeError, match="mesh with faces is needed"):
+        load_shape(path, need_mesh=True)
+
+
+def test_degenerate_inputs():
+    with pytest.raises(ShapeError, match="same position"):
+        from_points(np.ones((5, 3)))
+    with pytest.raises(ShapeError, match="vertex that does not exist"):
+        from_mesh(np.zeros((3, 3)), np.array([[0, 1, 5]]))
