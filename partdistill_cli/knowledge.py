@@ -171,3 +171,23 @@ class Labels:
     @property
     def coverage(self) -> float:
         return float((self.point_labels >= 0).mean()) if len(self.point_labels) else 0.0
+
+
+def face_labels_from_points(shape, probs: np.ndarray) -> np.ndarray:
+    """(F,) int64 label of every face of a mesh `Shape` from (N, C) per-sample-point class probabilities.
+
+    A face takes the class with the largest summed probability over its samples; a face with no sample (small
+    faces) takes the class of the sample nearest to its centroid. Every face gets a label.
+    """
+    from scipy.spatial import cKDTree
+
+    n_faces, n_classes = len(shape.faces), probs.shape[1]
+    votes = np.zeros((n_faces, n_classes), dtype=np.float64)
+    np.add.at(votes, shape.face_ids, probs)
+    labels = votes.argmax(axis=1)
+    empty = votes.sum(axis=1) <= 0
+    if empty.any():
+        centroids = shape.vertices[shape.faces[empty]].mean(axis=1)
+        _, nearest = cKDTree(shape.points).query(centroids, k=1)
+        labels[empty] = probs[nearest].argmax(axis=1)
+    return labels.astype(np.int64)

@@ -42,28 +42,30 @@ def render_points(
     n = len(pts)
     h, w = cameras[0].height, cameras[0].width
     radius = radius_px if radius_px is not None else auto_radius(pts, cameras[0])
-    offsets = torch.from_numpy(_disk(radius))
+    offsets = _disk(radius)
     ids = np.full((len(cameras), h, w), -1, dtype=np.int32)
     depth = np.full((len(cameras), h, w), np.inf, dtype=np.float32)
     cos = np.zeros((len(cameras), h, w), dtype=np.float32)
     normals = shape.normals
     point_ids = torch.arange(n, dtype=torch.int64)
+    empty = torch.iinfo(torch.int64).max
     for v, cam in enumerate(cameras):
         uv, z = cam.project(pts)
         ok = torch.from_numpy((z > 1e-6) & np.isfinite(uv).all(axis=1))
-        px = torch.from_numpy(np.floor(uv).astype(np.int64))
-        y = px[:, 1:2] + offsets[None, :, 0]
-        x = px[:, 0:1] + offsets[None, :, 1]
-        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h) & ok[:, None]
-        # One int64 key per (point, pixel): depth in the high 32 bits, point id in the low 32, so that a
-        # single scatter_reduce(amin) is the z-buffer and also tells which point won.
+        px = torch.from_numpy(np.floor(np.nan_to_num(uv, nan=-1e9)).clip(-1e9, 1e9).astype(np.int64))
+        # One int64 key per point: depth in the high 32 bits, point id in the low 32, so that scatter_reduce
+        # (amin) is the z-buffer and also tells which point won.
         zq = torch.from_numpy(np.clip(z * 1e6, 0, 2**31 - 1).astype(np.int64))
-        key = (zq[:, None] << 32) | point_ids[:, None]
-        key = key.expand_as(x)[inside]
-        flat = (y * w + x)[inside]
-        buf = torch.full((h * w,), torch.iinfo(torch.int64).max, dtype=torch.int64)
-        buf.scatter_reduce_(0, flat, key, reduce="amin")
-        hit = buf != torch.iinfo(torch.int64).max
+        key = (zq << 32) | point_ids
+        # One extra slot (index h*w) collects every pixel that falls outside the image.
+        buf = torch.full((h * w + 1,), empty, dtype=torch.int64)
+        for dy, dx in offsets:
+            x = px[:, 0] + int(dx)
+            y = px[:, 1] + int(dy)
+            inside = (x >= 0) & (x < w) & (y >= 0) & (y < h) & ok
+            buf.scatter_reduce_(0, torch.where(inside, y * w + x, h * w), key, reduce="amin")
+        buf = buf[:-1]
+        hit = buf != empty
         winner = torch.where(hit, buf & 0xFFFFFFFF, torch.full_like(buf, -1)).numpy()
         ids[v] = winner.reshape(h, w)
         hit_np = hit.numpy().reshape(h, w)
