@@ -1,0 +1,121 @@
+"""The command line: fast help, real outputs, and one clear line for every kind of bad input."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import trimesh
+
+
+def run(*args, cwd=None):
+    env = {**os.environ, "PARTDISTILL_CACHE": str(cwd or "."), "COLUMNS": "200", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "partdistill_cli.cli", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd
+    )
+
+
+def assert_user_error(proc, needle):
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error:"), proc.stderr
+    assert needle.lower() in proc.stderr.lower(), proc.stderr
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = (
+        "import sys; from partdistill_cli import cli\n"
+        "try:\n    cli.app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'open3d', 'transformers', 'trimesh', 'scipy') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+    for command in ("segment", "render", "evaluate", "train-category", "export", "doctor"):
+        assert command in out.stdout
+
+
+@pytest.fixture
+def box_file(tmp_path):
+    path = tmp_path / "box.obj"
+    trimesh.creation.box().export(path)
+    return path
+
+
+def test_render_writes_views_and_sheet(tmp_path, box_file):
+    out = tmp_path / "views"
+    proc = run("render", box_file, "--views", "3", "--resolution", "64", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "box.view00.png",
+        "box.view01.png",
+        "box.view02.png",
+        "box.views.png",
+    ]
+    again = run("render", box_file, "--views", "3", "--resolution", "64", "--out", out)
+    assert_user_error(again, "already exists")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("missing.obj", None, "no such file"),
+        ("shape.abc", b"1 2 3\n", "unknown extension"),
+        ("empty.ply", b"", "empty"),
+        ("garbage.glb", bytes(range(256)) * 8, "cannot read"),
+        ("nan.xyz", b"0 0 0\n1 nan 0\n0 1 1\n", "NaN"),
+        ("one.xyz", b"0 0 0\n", "at least 2 points"),
+    ],
+)
+def test_render_bad_input_one_line_no_output(tmp_path, name, content, needle):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    out = tmp_path / "out"
+    assert_user_error(run("render", path, "--out", out), needle)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_truncated_mesh(tmp_path):
+    data = trimesh.exchange.ply.export_ply(trimesh.creation.icosphere(), encoding="binary")
+    path = tmp_path / "t.ply"
+    path.write_bytes(data[: len(data) // 3])
+    assert_user_error(run("render", path, "--out", tmp_path / "o"), str(path.name))
+
+
+def test_unwritable_out(tmp_path, box_file):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    assert_user_error(run("render", box_file, "--out", blocker / "sub"), "cannot write")
+
+
+def test_evaluate_labels_of_wrong_length(tmp_path):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "meta.json").write_text('{"category": "box", "parts": ["a", "b"]}')
+    trimesh.creation.box().export(folder / "b.obj")
+    np.save(folder / "b.face_labels.npy", np.zeros(5, dtype=np.int64))
+    report = tmp_path / "r.json"
+    assert_user_error(run("evaluate", folder, "--format", "labeled-mesh", "--out", report), "5")
+    assert not report.exists()
+
+
+def test_evaluate_writes_report(tmp_path):
+    report = tmp_path / "r.json"
+    proc = run(
+        "evaluate", "procedural:mug", "--per-category", "1", "--views", "4", "--resolution", "128", "--out", report
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "mug" in proc.stderr and report.exists()
+
+
+def test_evaluate_bad_noise_and_method(tmp_path):
+    assert_user_error(run("evaluate", "procedural:mug", "--noise", "loud"), "neither a preset")
+    assert_user_error(run("evaluate", "procedural:mug", "--method", "magic"), "unknown method")
+
+
+def test_segment_needs_parts(tmp_path, box_file):
+    assert_user_error(run("segment", box_file), "--parts")
+    assert_user_error(run("segment", box_file, "--parts", "a,a"), "twice")
