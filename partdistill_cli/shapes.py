@@ -147,6 +147,31 @@ def from_points(xyz: np.ndarray, normals: np.ndarray | None = None, name: str = 
     return Shape(((xyz - center) / radius).astype(np.float32), n, None, None, None, center, radius, name)
 
 
+def _obj_in_file_order(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(vertices, triangles) of an OBJ in its file's face order, or None when trimesh keeps that order anyway.
+
+    Written by hand because trimesh regroups an OBJ's faces by material (`usemtl`), which breaks the face
+    order that per-face label files refer to; none of its loader options keeps it. Polygons are split into
+    triangle fans, as trimesh does, so face counts agree with it.
+    """
+    data = path.read_bytes()
+    if data.count(b"usemtl") < 2:
+        return None
+    vertices: list[list[float]] = []
+    faces: list[list[int]] = []
+    for raw in data.decode("utf-8", errors="replace").splitlines():
+        tokens = raw.split()
+        if not tokens:
+            continue
+        if tokens[0] == "v" and len(tokens) >= 4:
+            vertices.append([float(t) for t in tokens[1:4]])
+        elif tokens[0] == "f" and len(tokens) >= 4:
+            idx = [int(t.split("/")[0]) for t in tokens[1:]]
+            idx = [i - 1 if i > 0 else len(vertices) + i for i in idx]
+            faces.extend([idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1))
+    return np.asarray(vertices, dtype=np.float64).reshape(-1, 3), np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+
+
 def _load_trimesh(path: Path):
     import trimesh
 
@@ -227,6 +252,13 @@ def load_shape(path: str | Path, n_points: int = 2048, seed: int = 0, need_mesh:
     if n_points < 1:
         raise ShapeError(f"--points must be at least 1, got {n_points}")
     name = path.stem
+    if suffix == ".obj":
+        try:
+            in_order = _obj_in_file_order(path)
+        except ValueError as exc:
+            raise ShapeError(f"{path}: cannot read the OBJ file ({exc})") from exc
+        if in_order is not None:
+            return from_mesh(in_order[0], in_order[1], n_points, seed, name)
     if suffix in MESH_SUFFIXES:
         loaded = _load_trimesh(path)
         faces = getattr(loaded, "faces", None)

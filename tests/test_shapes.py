@@ -113,3 +113,15 @@ def test_degenerate_inputs():
         from_points(np.ones((5, 3)))
     with pytest.raises(ShapeError, match="vertex that does not exist"):
         from_mesh(np.zeros((3, 3)), np.array([[0, 1, 5]]))
+
+
+def test_multi_material_obj_keeps_file_face_order(tmp_path):
+    # trimesh alone regroups these faces by material (a, a, b, b); labels refer to the file's order.
+    (tmp_path / "m.mtl").write_text("newmtl a\nKd 1 0 0\nnewmtl b\nKd 0 1 0\n")
+    lines = ["mtllib m.mtl"] + [
+        f"v {x} {y} {z}" for x, y, z in [(0, 0, 0), (1, 0, 0), (0, 1, 0), (1, 1, 0), (0, 0, 1), (1, 0, 1)]
+    ]
+    lines += ["usemtl a", "f 1 2 3", "usemtl b", "f 2/1 4/1 3/1", "usemtl a", "f -6 -5 -2", "usemtl b", "f 2 6 5 1"]
+    (tmp_path / "mm.obj").write_text("\n".join(lines) + "\n")
+    shape = load_shape(tmp_path / "mm.obj", n_points=50)
+    assert shape.faces.tolist() == [[0, 1, 2], [1, 3, 2], [0, 1, 4], [1, 5, 4], [1, 4, 0]]

@@ -145,6 +145,7 @@ def segment(
     from partdistill_cli.outputs import output_paths
     from partdistill_cli.shapes import load_shape
 
+    category = category.strip().lower() if category else None
     part_list = _parts(parts, category)
     use_other = other == OtherChoice.on or (other == OtherChoice.auto and len(part_list) == 1)
     s = load_shape(shape, n_points=points, seed=seed)
