@@ -21,7 +21,14 @@ def _splat(shape: Shape, cameras: list[Camera], tolerance: float | None = None) 
     return render_points(shape, cameras, tolerance)
 
 
-RENDERERS: dict[str, Callable[..., Views]] = {"raycast": _raycast, "splat": _splat}
+def _nvdiffrast(shape: Shape, cameras: list[Camera], tolerance: float | None = None) -> Views:
+    from partdistill_cli.render.nvdiffrast import render_mesh
+
+    return render_mesh(shape, cameras, tolerance)
+
+
+RENDERERS: dict[str, Callable[..., Views]] = {"raycast": _raycast, "splat": _splat, "nvdiffrast": _nvdiffrast}
+MESH_ONLY = ("raycast", "nvdiffrast")
 
 
 def register_renderer(name: str, fn: Callable[..., Views]) -> None:
@@ -29,20 +36,45 @@ def register_renderer(name: str, fn: Callable[..., Views]) -> None:
     RENDERERS[name] = fn
 
 
-def resolve_renderer(name: str, shape: Shape) -> str:
-    """The concrete renderer name for `name` ("auto" -> raycast for meshes, splat for point clouds)."""
+def _gpu_mesh_renderer_usable(device: str | None) -> bool:
+    """nvdiffrast importable, CUDA present, and `device` (None = any) not pinned to the CPU."""
+    if device is not None and not str(device).startswith(("cuda", "auto")):
+        return False
+    from partdistill_cli.render.nvdiffrast import available
+
+    return available()
+
+
+def resolve_renderer(name: str, shape: Shape, device: str | None = None) -> str:
+    """The concrete renderer name for `name`.
+
+    "auto" -> nvdiffrast for meshes when it and CUDA are available (and `device` is not a CPU), else raycast
+    for meshes; splat for point clouds. Asking for nvdiffrast where it cannot run raises a UserError.
+    """
     if name == "auto":
-        return "raycast" if shape.is_mesh else "splat"
+        if not shape.is_mesh:
+            return "splat"
+        return "nvdiffrast" if _gpu_mesh_renderer_usable(device) else "raycast"
     if name not in RENDERERS:
         raise ValueError(f"unknown renderer {name!r}; choose from auto, {', '.join(sorted(RENDERERS))}")
-    if name in ("raycast",) and not shape.is_mesh:
+    if name in MESH_ONLY and not shape.is_mesh:
         raise ValueError(f"the {name} renderer needs a mesh; {shape.name} is a point cloud (use splat)")
+    if name == "nvdiffrast":
+        from partdistill_cli.render.nvdiffrast import require_cuda
+
+        require_cuda()
     return name
 
 
-def render(shape: Shape, cameras: list[Camera], renderer: str = "auto", tolerance: float | None = None) -> Views:
-    """Render `shape` from `cameras` with the named renderer (see `RENDERERS`)."""
-    return RENDERERS[resolve_renderer(renderer, shape)](shape, cameras, tolerance)
+def render(
+    shape: Shape,
+    cameras: list[Camera],
+    renderer: str = "auto",
+    tolerance: float | None = None,
+    device: str | None = None,
+) -> Views:
+    """Render `shape` from `cameras` with the named renderer (see `RENDERERS`; `device` steers "auto")."""
+    return RENDERERS[resolve_renderer(renderer, shape, device)](shape, cameras, tolerance)
 
 
 __all__ = ["RENDERERS", "Views", "register_renderer", "render", "resolve_renderer"]

@@ -1,0 +1,335 @@
+"""Where the teachers' model weights come from, and how they are loaded safely.
+
+Hugging Face models (Grounding DINO, OWLv2, CLIPSeg) are given as a Hub id or a local directory: a constructor
+option (`detector=`, `clipseg=`) first, then an environment variable, then the default id. Hub models live in the
+usual Hugging Face cache (HF_HOME, HF_HUB_OFFLINE apply). SAM checkpoints (`segmenter=`, PARTDISTILL_SAM) are a
+variant name (vit_b, vit_l, vit_h: fetched once from Meta's official URL into `weights_dir()` and checked
+against their published SHA-256) or a local .pth / .safetensors file. Nothing is unpickled: .pth files are read
+with `torch.load(weights_only=True)`, and remote code is never trusted. When weights are missing the error says
+which, and how to provide them; there is no fallback model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from partdistill_cli.teachers.base import TeacherError
+
+CACHE_ENV = "PARTDISTILL_CACHE"
+
+
+@dataclass(frozen=True)
+class HubModel:
+    """A Hugging Face model a teacher can use: its kind, the env variable that overrides it, its default id."""
+
+    what: str
+    env: str
+    default: str
+
+
+HUB_MODELS = {
+    "gdino": HubModel("Grounding DINO", "PARTDISTILL_GDINO", "IDEA-Research/grounding-dino-tiny"),
+    "owlv2": HubModel("OWLv2", "PARTDISTILL_OWLV2", "google/owlv2-base-patch16-ensemble"),
+    "clipseg": HubModel("CLIPSeg", "PARTDISTILL_CLIPSEG", "CIDAS/clipseg-rd64-refined"),
+}
+
+
+@dataclass(frozen=True)
+class SamCheckpoint:
+    """An official SAM checkpoint: file name, URL, SHA-256 and size in bytes as published by Meta."""
+
+    filename: str
+    sha256: str
+    size: int
+
+    @property
+    def url(self) -> str:
+        return f"https://dl.fbaipublicfiles.com/segment_anything/{self.filename}"
+
+
+# SHA-256 digests as listed by several independent projects that pin these files (e.g. micro-sam's model
+# registry); the file names carry the first hex digits of each file's MD5.
+SAM_CHECKPOINTS = {
+    "vit_b": SamCheckpoint(
+        "sam_vit_b_01ec64.pth", "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912", 375_042_383
+    ),
+    "vit_l": SamCheckpoint(
+        "sam_vit_l_0b3195.pth", "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622", 1_249_524_607
+    ),
+    "vit_h": SamCheckpoint(
+        "sam_vit_h_4b8939.pth", "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e", 2_564_550_879
+    ),
+}
+SAM_ENV = "PARTDISTILL_SAM"
+SAM_DEFAULT = "vit_b"
+
+# teacher -> constructor option -> environment variable that supplies the same weights.
+TEACHER_WEIGHT_ENV = {
+    "grounded-sam": {"detector": HUB_MODELS["gdino"].env, "segmenter": SAM_ENV},
+    "gdino-boxes": {"detector": HUB_MODELS["gdino"].env},
+    "owlv2-boxes": {"detector": HUB_MODELS["owlv2"].env},
+    "clipseg": {"clipseg": HUB_MODELS["clipseg"].env},
+}
+
+
+def option_env(teacher: str, option: str) -> str:
+    """The environment variable that plays the role of `teacher`'s weight option `option`."""
+    try:
+        return TEACHER_WEIGHT_ENV[teacher][option]
+    except KeyError:
+        raise ValueError(f"teacher {teacher!r} has no weight option {option!r}") from None
+
+
+def cache_root() -> Path:
+    """partdistill's cache root: $PARTDISTILL_CACHE, else ~/.cache/partdistill."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "partdistill").expanduser()
+
+
+def weights_dir() -> Path:
+    return cache_root() / "weights"
+
+
+def offline() -> bool:
+    """True when the user asked for no network (HF_HUB_OFFLINE, as for the Hugging Face cache)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def torch_device(device: str | None):
+    """A torch.device: `device` as given, or CUDA when present, else CPU for None / "auto"."""
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise TeacherError(f"unknown device {device!r} ({exc})") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TeacherError(f"device {device!r} was asked for but CUDA is not available (use --device cpu)")
+    return dev
+
+
+def _looks_like_path(source: str) -> bool:
+    """Hub ids are "owner/name" (or a bare legacy name); anything else, or anything that exists, is a path."""
+    return source.startswith(("/", ".", "~")) or source.count("/") > 1 or Path(source).expanduser().exists()
+
+
+def resolve_hub(key: str, option: str | None) -> str:
+    """The model source for HUB_MODELS[key]: the option, else its environment variable, else the default id.
+
+    A local directory comes back as an absolute path, a Hub id unchanged.
+    """
+    spec = HUB_MODELS[key]
+    source = option or os.environ.get(spec.env) or spec.default
+    if _looks_like_path(source):
+        return str(Path(source).expanduser().resolve())
+    return source
+
+
+def missing_hub_message(key: str, source: str, reason: str, option: str) -> str:
+    spec = HUB_MODELS[key]
+    if Path(source).is_absolute():
+        return (
+            f"{spec.what} weights not found at {source} ({reason}). Give a directory written by "
+            f"save_pretrained, or a Hugging Face model id, with {option}=... or {spec.env}=..."
+        )
+    return (
+        f"{spec.what} weights {source!r} are not available ({reason}). Download them while online with "
+        f"`hf download {source}` (they go to the Hugging Face cache; HF_HUB_OFFLINE=1 then works), or point "
+        f"{option}=... / {spec.env}=... at a local directory holding them."
+    )
+
+
+def load_hub_model(key: str, source: str, model_class: Any, option: str, device) -> tuple[Any, Any]:
+    """(processor, model in eval mode on `device`) from a Hub id or local directory; TeacherError if missing."""
+    from transformers import AutoProcessor
+
+    local = Path(source).is_absolute()
+    if local and not Path(source).is_dir():
+        raise TeacherError(missing_hub_message(key, source, "no such directory", option))
+    # A model already in the cache loads without touching the network (no update checks, works offline).
+    kwargs = {"local_files_only": True} if local or offline() or hub_cached(source) else {}
+    try:
+        processor = AutoProcessor.from_pretrained(source, trust_remote_code=False, **kwargs)
+        model = model_class.from_pretrained(source, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TeacherError(missing_hub_message(key, source, reason[:300], option)) from exc
+    return processor, model.to(device).eval()
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def hub_cached(source: str) -> bool:
+    """Whether a model's config and weights are in the Hugging Face cache (or in `source`, a local directory)."""
+    if Path(source).is_absolute():
+        found = [(Path(source) / name).is_file() for name in ("config.json", *WEIGHT_FILES)]
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = [isinstance(try_to_load_from_cache(source, n), str) for n in ("config.json", *WEIGHT_FILES)]
+    return found[0] and any(found[1:])
+
+
+def resolve_sam(option: str | None) -> str:
+    """The SAM source: the option, else $PARTDISTILL_SAM, else vit_b; a variant name or an absolute file path."""
+    source = option or os.environ.get(SAM_ENV) or SAM_DEFAULT
+    if source in SAM_CHECKPOINTS:
+        return source
+    return str(Path(source).expanduser().resolve())
+
+
+def sam_cache_path(variant: str) -> Path:
+    return weights_dir() / SAM_CHECKPOINTS[variant].filename
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _missing_sam_message(variant: str, reason: str) -> str:
+    ckpt = SAM_CHECKPOINTS[variant]
+    return (
+        f"SAM {variant} checkpoint is not available ({reason}). Download it while online with "
+        f"`curl -L -o {sam_cache_path(variant)} {ckpt.url}` (or just run once online: it is fetched "
+        f"automatically), or point segmenter=... / {SAM_ENV}=... at a local .pth or .safetensors file."
+    )
+
+
+def download_sam(variant: str, timeout: float = 30.0) -> Path:
+    """Fetch the official SAM `variant` checkpoint into `weights_dir()` once, verifying its SHA-256.
+
+    Raises TeacherError when offline, unreachable, or when the download does not match the checksum.
+    """
+    from partdistill_cli.io_utils import atomic_path
+
+    ckpt = SAM_CHECKPOINTS[variant]
+    path = sam_cache_path(variant)
+    if path.is_file():
+        return path
+    if offline():
+        raise TeacherError(_missing_sam_message(variant, f"not in {weights_dir()} and HF_HUB_OFFLINE is set"))
+    from partdistill_cli.console import console
+
+    console.print(f"downloading SAM {variant} ({ckpt.size / 1e6:.0f} MB) from {ckpt.url} ...")
+    digest = hashlib.sha256()
+    try:
+        with atomic_path(path) as tmp, urllib.request.urlopen(ckpt.url, timeout=timeout) as resp:
+            with open(tmp, "wb") as f:
+                for block in iter(lambda: resp.read(1 << 20), b""):
+                    digest.update(block)
+                    f.write(block)
+            if digest.hexdigest() != ckpt.sha256:
+                raise TeacherError(
+                    f"the downloaded SAM {variant} checkpoint has SHA-256 {digest.hexdigest()}, expected "
+                    f"{ckpt.sha256}; it was discarded (a proxy or a truncated transfer?)"
+                )
+    except (urllib.error.URLError, OSError) as exc:
+        raise TeacherError(_missing_sam_message(variant, f"download failed: {exc}")) from exc
+    return path
+
+
+def sam_state_dict(path: Path) -> dict:
+    """A SAM state dict from a .safetensors file or a .pth read with torch.load(weights_only=True)."""
+    import torch
+
+    if not path.is_file():
+        raise TeacherError(f"SAM checkpoint not found at {path}; point segmenter=... / {SAM_ENV}=... at a file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TeacherError(f"{path}: not a readable SAM checkpoint ({exc})") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise TeacherError(f"{path}: not a SAM checkpoint (expected a state dict of tensors)")
+    return state
+
+
+def _count(state: dict, prefix: str) -> int:
+    return len({k[len(prefix) :].split(".", 1)[0] for k in state if k.startswith(prefix)})
+
+
+def build_sam(state: dict):
+    """A segment_anything `Sam` whose architecture is read off the state dict's tensor shapes, loaded strictly.
+
+    Works for the official vit_b / vit_l / vit_h checkpoints and for smaller models of the same layout. The
+    mask decoder's head count (8 in every official model) is the one thing shapes do not reveal.
+    """
+    from functools import partial
+
+    import torch
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    try:
+        pos = state["image_encoder.pos_embed"]  # (1, grid, grid, dim)
+        patch = int(state["image_encoder.patch_embed.proj.weight"].shape[-1])
+        grid, dim = int(pos.shape[1]), int(pos.shape[3])
+        depth = _count(state, "image_encoder.blocks.")
+        rel = [int(state[f"image_encoder.blocks.{i}.attn.rel_pos_h"].shape[0]) for i in range(depth)]
+        head_dim = int(state["image_encoder.blocks.0.attn.rel_pos_h"].shape[1])
+        global_idx = tuple(i for i, r in enumerate(rel) if r == 2 * grid - 1)
+        window = next(((r + 1) // 2 for r in rel if r != 2 * grid - 1), grid)
+        out_chans = int(state["image_encoder.neck.0.weight"].shape[0])
+        mlp_ratio = state["image_encoder.blocks.0.mlp.lin1.weight"].shape[0] / dim
+        img = grid * patch
+        encoder = ImageEncoderViT(
+            img_size=img,
+            patch_size=patch,
+            embed_dim=dim,
+            depth=depth,
+            num_heads=dim // head_dim,
+            mlp_ratio=mlp_ratio,
+            out_chans=out_chans,
+            qkv_bias="image_encoder.blocks.0.attn.qkv.bias" in state,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            use_rel_pos=True,
+            window_size=window,
+            global_attn_indexes=global_idx,
+        )
+        prompt = PromptEncoder(
+            embed_dim=out_chans,
+            image_embedding_size=(grid, grid),
+            input_image_size=(img, img),
+            mask_in_chans=int(state["prompt_encoder.mask_downscaling.3.weight"].shape[0]),
+        )
+        decoder = MaskDecoder(
+            num_multimask_outputs=int(state["mask_decoder.mask_tokens.weight"].shape[0]) - 1,
+            transformer=TwoWayTransformer(
+                depth=_count(state, "mask_decoder.transformer.layers."),
+                embedding_dim=out_chans,
+                mlp_dim=int(state["mask_decoder.transformer.layers.0.mlp.lin1.weight"].shape[0]),
+                num_heads=8,
+            ),
+            transformer_dim=out_chans,
+            iou_head_depth=_count(state, "mask_decoder.iou_prediction_head.layers."),
+            iou_head_hidden_dim=int(state["mask_decoder.iou_prediction_head.layers.0.weight"].shape[0]),
+        )
+        sam = Sam(image_encoder=encoder, prompt_encoder=prompt, mask_decoder=decoder)
+        sam.load_state_dict(state, strict=True)
+    except (KeyError, IndexError, RuntimeError, ValueError, ZeroDivisionError) as exc:
+        raise TeacherError(f"not a segment-anything SAM checkpoint ({str(exc).splitlines()[0][:300]})") from exc
+    return sam.eval()
+
+
+def load_sam(source: str, device):
+    """A SAM model on `device` from a variant name (downloaded once, checksum-verified) or a local file."""
+    path = download_sam(source) if source in SAM_CHECKPOINTS else Path(source)
+    return build_sam(sam_state_dict(path)).to(device)
+
+
+def sam_present(source: str) -> bool:
+    return (sam_cache_path(source) if source in SAM_CHECKPOINTS else Path(source)).is_file()
