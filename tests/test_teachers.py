@@ -25,15 +25,10 @@ from partdistill_cli.teachers import TEACHERS, TeacherError, make_teacher
 from partdistill_cli.teachers.prompts import check_template, part_prompts, part_span, readable
 
 from helpers import two_box_mesh
-from tiny_models import TINY_THRESHOLDS, build_tiny_sam, build_tiny_teachers, weight_env
+from tiny_models import TINY_THRESHOLDS, build_tiny_sam, weight_env
 
 PARTS = ["tower", "base"]
 REAL = ["grounded-sam", "gdino-boxes", "owlv2-boxes", "clipseg"]
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory) -> dict[str, dict[str, str]]:
-    return build_tiny_teachers(tmp_path_factory.mktemp("tiny_models"))
 
 
 @pytest.fixture(scope="session")

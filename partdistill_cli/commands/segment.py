@@ -36,13 +36,27 @@ class OtherChoice(str, Enum):
     off = "off"
 
 
-# Which teacher takes which weight option (the others would reject it).
+# Which teacher takes which weight option (the others would reject it), and what its threshold is called.
 WEIGHT_OPTIONS = {
     "grounded-sam": ("detector", "segmenter"),
     "gdino-boxes": ("detector",),
     "owlv2-boxes": ("detector",),
     "clipseg": ("clipseg",),
 }
+THRESHOLD_OPTION = {
+    "grounded-sam": "box_threshold",
+    "gdino-boxes": "box_threshold",
+    "owlv2-boxes": "box_threshold",
+    "clipseg": "mask_threshold",
+}
+
+
+def teacher_options(teacher: str, threshold: float | None, **weights: str | None) -> dict:
+    """Keyword options for `make_teacher(teacher, ...)` from the command-line values that apply to it."""
+    options = {k: weights[k] for k in WEIGHT_OPTIONS[teacher] if weights.get(k) is not None}
+    if threshold is not None:
+        options[THRESHOLD_OPTION[teacher]] = threshold
+    return options
 
 
 def segment(
@@ -111,6 +125,24 @@ def segment(
         str | None, typer.Option("--segmenter", help="SAM checkpoint: vit_b/vit_l/vit_h or a local .pth file.")
     ] = None,
     clipseg: Annotated[str | None, typer.Option("--clipseg", help="CLIPSeg weights: hub id or local folder.")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            min=0.0,
+            max=1.0,
+            help="Teacher confidence threshold: detector box score (default 0.3 Grounding DINO, 0.1 OWLv2) or CLIPSeg "
+            "mask probability (default 0.4). Lower finds more, with more false positives.",
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs",
+            min=1,
+            help="Distillation epochs (fixed; backward runs half as many); default: until the loss flattens.",
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: next to the input; never over it).")
     ] = None,
@@ -168,8 +200,7 @@ def segment(
         raise UserError(str(exc)) from exc
     from partdistill_cli.teachers import make_teacher
 
-    weights = {"detector": detector, "segmenter": segmenter, "clipseg": clipseg}
-    kwargs = {k: weights[k] for k in WEIGHT_OPTIONS[teacher.value] if weights[k] is not None}
+    kwargs = teacher_options(teacher.value, threshold, detector=detector, segmenter=segmenter, clipseg=clipseg)
     with console.status(f"loading the {teacher.value} teacher"):
         vlm = make_teacher(teacher.value, device=None if device == DeviceChoice.auto else device.value, **kwargs)
 
@@ -181,7 +212,9 @@ def segment(
             f"the {teacher.value} teacher found none of the parts ({', '.join(part_list)}) in any view; try other "
             "part names, --category, more --views, or another --teacher"
         )
-    labels = _label(s, knowledge, method.value, student, category, vlm.name, finetune_steps, cache_dir, seed, device)
+    labels = _label(
+        s, knowledge, method.value, student, category, vlm.name, finetune_steps, cache_dir, seed, device, epochs
+    )
 
     from partdistill_cli.outputs import write_segment_outputs
 
@@ -253,7 +286,21 @@ def _teach(shape, vlm, parts, settings, category, use_other, cache_dir, need_vie
     return result
 
 
-def _label(shape, knowledge, method, student_opt, category, teacher_name, finetune, cache_dir, seed, device):
+def distill_config(seed: int, device: str, epochs: int | None):
+    """The student settings of a command: defaults, the device, and a fixed schedule when `epochs` is given."""
+    from dataclasses import replace
+
+    from partdistill_cli.student import DistillConfig
+
+    config = DistillConfig(seed=seed, device=device)
+    if epochs is not None:
+        config = replace(
+            config, min_forward_epochs=epochs, max_forward_epochs=epochs, backward_epochs=max(1, epochs // 2)
+        )
+    return config
+
+
+def _label(shape, knowledge, method, student_opt, category, teacher_name, finetune, cache_dir, seed, device, epochs):
     from partdistill_cli.console import console
     from partdistill_cli.knowledge import face_labels_from_points
 
@@ -267,14 +314,14 @@ def _label(shape, knowledge, method, student_opt, category, teacher_name, finetu
             labels.face_labels = face_labels_from_points(shape, labels.probs)
         return labels
     from partdistill_cli.store import find_student, load_student
-    from partdistill_cli.student import DistillConfig, distill
+    from partdistill_cli.student import distill
 
     dev = "cuda" if device.value == "cuda" else "cpu"
     if device.value == "auto":
         import torch
 
         dev = "cuda" if torch.cuda.is_available() else "cpu"
-    config = DistillConfig(seed=seed, device=dev)
+    config = distill_config(seed, dev, epochs)
     cached = None
     if student_opt == "auto" and category:
         cached = find_student(category, knowledge.parts, teacher_name, config, root=cache_dir)

@@ -94,6 +94,10 @@ def train_category(
         str | None, typer.Option("--segmenter", help="SAM checkpoint: vit_b/l/h or a .pth file.")
     ] = None,
     clipseg: Annotated[str | None, typer.Option("--clipseg", help="CLIPSeg weights: hub id or local folder.")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", min=0.0, max=1.0, help="Teacher confidence threshold (see segment --help)."),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     cache_dir: Annotated[
         Path | None,
@@ -107,9 +111,8 @@ def train_category(
     `partdistill segment --category C --parts ...` then reuses it for any new shape of the category.
     """
     import time
-    from dataclasses import replace
 
-    from partdistill_cli.commands.segment import WEIGHT_OPTIONS, _parts
+    from partdistill_cli.commands.segment import _parts, distill_config, teacher_options
     from partdistill_cli.console import console, progress
     from partdistill_cli.errors import UserError
     from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir
@@ -143,8 +146,7 @@ def train_category(
     else:
         from partdistill_cli.teachers import make_teacher
 
-        weights = {"detector": detector, "segmenter": segmenter, "clipseg": clipseg}
-        kwargs = {k: weights[k] for k in WEIGHT_OPTIONS[teacher.value] if weights[k] is not None}
+        kwargs = teacher_options(teacher.value, threshold, detector=detector, segmenter=segmenter, clipseg=clipseg)
         vlm = make_teacher(teacher.value, device=dev, **kwargs)
 
     items = []
@@ -163,13 +165,9 @@ def train_category(
     import torch
 
     from partdistill_cli.store import StudentCard, save_student
-    from partdistill_cli.student import DistillConfig, distill
+    from partdistill_cli.student import distill
 
-    config = DistillConfig(seed=seed, device=dev or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if epochs is not None:
-        config = replace(
-            config, min_forward_epochs=epochs, max_forward_epochs=epochs, backward_epochs=max(1, epochs // 2)
-        )
+    config = distill_config(seed, dev or ("cuda" if torch.cuda.is_available() else "cpu"), epochs)
     teacher_name = vlm.name if vlm is not None else f"simulated:{noise}"
     from partdistill_cli.store import cache_root, student_key
 

@@ -1,0 +1,135 @@
+"""`partdistill segment` end to end through the CLI with tiny random models of the real teachers.
+
+The models' masks and boxes are meaningless (random weights): these tests assert structure (files, lengths,
+labels within the part list), not quality. Quality is measured with the simulated teacher (evaluate).
+"""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from partdistill_cli.cli import app
+from partdistill_cli.errors import UserError
+from partdistill_cli.procedural import generate
+from partdistill_cli.shapes import from_mesh
+
+PARTS = ["back", "seat", "leg", "armrest"]
+FAST = ["--views", "3", "--resolution", "128", "--points", "512", "--threshold", "0.0", "--epochs", "1"]
+
+
+@pytest.fixture(scope="module")
+def chair_obj(tmp_path_factory):
+    import trimesh
+
+    v, f, _, _ = generate("chair", 3)
+    path = tmp_path_factory.mktemp("in") / "chair.obj"
+    trimesh.Trimesh(v, f, process=False).export(path)
+    return path, len(f)
+
+
+def invoke(args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def weight_args(options):
+    return [x for k, v in options.items() for x in (f"--{k}", v)]
+
+
+def test_segment_mesh_with_grounded_sam_full_distillation(tiny, chair_obj, tmp_path):
+    path, n_faces = chair_obj
+    out = tmp_path / "out"
+    args = ["segment", path, "--parts", ",".join(PARTS), "--category", "chair", "--teacher", "grounded-sam",
+            *weight_args(tiny["grounded-sam"]), *FAST, "--out", out, "--cache-dir", tmp_path / "cache",
+            "--preview", "--explain"]  # fmt: skip
+    result = invoke(args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "chair.explain.png",
+        "chair.labels.json",
+        "chair.labels.npy",
+        "chair.parts.ply",
+        "chair.preview.png",
+    ]
+    labels = np.load(out / "chair.labels.npy")
+    assert labels.shape == (n_faces,) and labels.min() >= 0 and labels.max() < len(PARTS)
+    doc = json.loads((out / "chair.labels.json").read_text())
+    assert doc["parts"] == PARTS and doc["meta"]["teacher"].startswith("grounded-sam(")
+    assert "share of surface" in result.output
+    assert path.exists()  # the input is untouched beside the outputs
+
+
+def test_segment_point_cloud_with_clipseg(tiny, tmp_path):
+    v, f, _, _ = generate("mug", 0)
+    cloud = from_mesh(v, f, 700, seed=1).points
+    path = tmp_path / "mug.xyz"
+    np.savetxt(path, cloud)
+    out = tmp_path / "out"
+    args = ["segment", path, "--parts", "handle,body", "--teacher", "clipseg", *weight_args(tiny["clipseg"]), *FAST,
+            "--method", "forward", "--out", out, "--cache-dir", tmp_path / "cache"]  # fmt: skip
+    result = invoke(args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    labels = np.load(out / "mug.labels.npy")
+    assert labels.shape == (700,) and set(np.unique(labels)) <= {0, 1}
+
+
+@pytest.mark.parametrize("teacher", ["gdino-boxes", "owlv2-boxes"])
+def test_segment_with_box_teachers_and_vote(tiny, chair_obj, tmp_path, teacher):
+    path, n_faces = chair_obj
+    args = ["segment", path, "--parts", ",".join(PARTS), "--teacher", teacher, *weight_args(tiny[teacher]), *FAST,
+            "--method", "vote", "--out", tmp_path, "--cache-dir", tmp_path / "cache"]  # fmt: skip
+    result = invoke(args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    labels = np.load(tmp_path / "chair.labels.npy")
+    assert labels.shape == (n_faces,) and labels.min() >= 0 and labels.max() < len(PARTS)
+
+
+def test_segment_reuses_a_cached_category_student(tiny, chair_obj, tmp_path):
+    from partdistill_cli.commands.segment import distill_config
+    from partdistill_cli.knowledge import Knowledge
+    from partdistill_cli.store import StudentCard, save_student
+    from partdistill_cli.student import distill
+    from partdistill_cli.teachers import make_teacher
+
+    path, n_faces = chair_obj
+    teacher_name = make_teacher("clipseg", device="cpu", mask_threshold=0.0, **tiny["clipseg"]).name
+    # A category student trained on another chair's (hand-made) knowledge.
+    v, f, lab, _ = generate("chair", 9)
+    other = from_mesh(v, f, 512, seed=0)
+    gt = lab[other.face_ids]
+    members = [np.flatnonzero(gt == c) for c in range(4)]
+    k = Knowledge(np.arange(4), np.ones(4, np.float32), np.zeros(4, np.int64),
+                  np.concatenate([[0], np.cumsum([len(m) for m in members])]), np.concatenate(members), 512, PARTS)  # fmt: skip
+    student = distill([(other, k)], distill_config(0, "cpu", 1), mode="forward", show_progress=False)
+    save_student(student, StudentCard("chair", PARTS, teacher_name), root=tmp_path / "cache")
+    args = ["segment", path, "--parts", ",".join(PARTS), "--category", "chair", "--teacher", "clipseg",
+            *weight_args(tiny["clipseg"]), *FAST, "--out", tmp_path / "out", "--cache-dir", tmp_path / "cache"]  # fmt: skip
+    result = invoke(args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "using a cached category student" in result.output
+    # A student for another part list is refused, never silently reused.
+    args = ["segment", path, "--parts", "a,b", "--teacher", "clipseg", *weight_args(tiny["clipseg"]), *FAST,
+            "--student", tmp_path / "cache" / "students", "--out", tmp_path / "out2", "--cache-dir", tmp_path / "cache"]  # fmt: skip
+    result = invoke(args)
+    assert result.exit_code != 0 and isinstance(result.exception, UserError)
+    assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
+
+
+def test_segment_missing_weights_says_how_to_get_them(chair_obj, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path, _ = chair_obj
+    result = invoke(["segment", path, "--parts", "a,b", "--teacher", "clipseg", "--clipseg", tmp_path / "nowhere",
+                     "--out", tmp_path / "out"])  # fmt: skip
+    assert result.exit_code != 0 and isinstance(result.exception, UserError)
+    message = str(result.exception)
+    assert "clipseg" in message.lower() and "PARTDISTILL_CLIPSEG" in message
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_segment_nvdiffrast_without_cuda_is_refused(chair_obj, tmp_path):
+    path, _ = chair_obj
+    result = invoke(["segment", path, "--parts", "a,b", "--renderer", "nvdiffrast", "--out", tmp_path])
+    assert result.exit_code != 0 and isinstance(result.exception, UserError)
+    assert "nvdiffrast" in str(result.exception) and "CUDA" in str(result.exception)
