@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from partdistill_cli.cameras import Camera
-from partdistill_cli.render.base import Views, pixel_map, shade
+from partdistill_cli.render.base import Views, depth_tolerance, shade
 from partdistill_cli.shapes import Shape
 
 MAX_RADIUS_PX = 12
@@ -77,8 +77,33 @@ def render_points(
             zz = depth[v][hit_np]
             cos[v][hit_np] = 1.0 - (zz - zz.min()) / max(float(zz.max() - zz.min()), 1e-6) * 0.7
     rgb = shade(cos, ids >= 0)
-    # Point-cloud normals are often unoriented, so they only widen the depth tolerance on slopes.
-    pmap = pixel_map(
-        cameras, depth, pts, tolerance, ids, np.arange(n), normals, oriented=False, footprint_px=radius + 1
-    )
-    return Views(cameras, rgb, depth, ids, "point", pmap)
+    return Views(cameras, rgb, depth, ids, "point", splat_visibility(cameras, ids, pts, radius, tolerance))
+
+
+def splat_visibility(
+    cameras: list[Camera], ids: np.ndarray, points: np.ndarray, radius_px: int, tolerance: float | None = None
+) -> np.ndarray:
+    """(V, N) int32 pixel->point map of a splatted cloud.
+
+    A point is visible at its pixel when it won that pixel, or when the winner lies next to it in 3D (within
+    two disk radii at the point's depth, plus `tolerance`): then both are samples of the same visible
+    surface. A winner farther away is a different surface in front of the point, which is then occluded.
+    This replaces the plain depth test, whose tolerance must grow with the disks' size and so lets points
+    just behind thin parts through.
+    """
+    tol = depth_tolerance(tolerance)
+    n_views, h, w = ids.shape
+    out = np.full((n_views, len(points)), -1, dtype=np.int32)
+    index = np.arange(len(points))
+    for v, cam in enumerate(cameras):
+        uv, z = cam.project(points)
+        x = np.floor(uv[:, 0]).astype(np.int64)
+        y = np.floor(uv[:, 1]).astype(np.int64)
+        inside = (z > 0) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        flat = np.where(inside, y * w + x, 0)
+        winner = ids[v].reshape(-1)[flat].astype(np.int64)
+        reach = 2.0 * (radius_px + 0.5) * z / cam.intrinsics[0, 0] + tol
+        near = np.linalg.norm(points[np.maximum(winner, 0)] - points, axis=1) <= reach
+        seen = inside & (winner >= 0) & ((winner == index) | near)
+        out[v] = np.where(seen, flat, -1)
+    return out
