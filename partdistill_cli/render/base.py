@@ -54,57 +54,8 @@ class Views:
 
 
 def depth_tolerance(tolerance: float | None) -> float:
-    """Visibility depth tolerance in normalised units (the shape has radius 1)."""
+    """Visibility tolerance in normalised units (the shape has radius 1); None gives the default 0.02."""
     return 0.02 if tolerance is None else float(tolerance)
-
-
-def pixel_map(
-    cameras: list[Camera],
-    depth: np.ndarray,
-    points: np.ndarray,
-    tolerance: float | None = None,
-    ids: np.ndarray | None = None,
-    point_primitives: np.ndarray | None = None,
-    point_normals: np.ndarray | None = None,
-    oriented: bool = False,
-    footprint_px: float = 1.5,
-) -> np.ndarray:
-    """(V, N) int32 pixel->point map by a depth test of (N, 3) `points` against (V, H, W) `depth`.
-
-    A point is visible in a view when it projects inside the image onto a pixel showing the surface, and its
-    depth is at most the rendered depth there plus a tolerance: `tolerance` (normalised units) plus, when
-    `point_normals` are given, the depth a surface at the point's slope spans over `footprint_px` pixels (so
-    grazing surfaces are not lost; splatted disks span several pixels), else that of a 60 degree slope. A point whose own primitive (`point_primitives`, compared with `ids`) is the one
-    seen at its pixel is visible. With `oriented` normals (mesh faces), a point facing away from the camera is
-    only visible through that own-primitive rule: this stops points just behind an edge from leaking through
-    the tolerance while keeping both sides of open, single-sheet surfaces.
-    """
-    tol = depth_tolerance(tolerance)
-    n_views, h, w = depth.shape
-    out = np.full((n_views, len(points)), -1, dtype=np.int32)
-    pts = np.asarray(points, dtype=np.float64)
-    for v, cam in enumerate(cameras):
-        uv, z = cam.project(pts)
-        x = np.floor(uv[:, 0]).astype(np.int64)
-        y = np.floor(uv[:, 1]).astype(np.int64)
-        inside = (z > 0) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
-        flat = np.where(inside, y * w + x, 0)
-        surface = depth[v].reshape(-1)[flat]
-        pixel = footprint_px * z / cam.intrinsics[0, 0]
-        allowed = tol + pixel * np.sqrt(3.0)
-        facing = np.ones(len(pts), dtype=bool)
-        if point_normals is not None:
-            to_cam = cam.position - pts
-            cos = np.einsum("nc,nc->n", point_normals, to_cam) / np.maximum(np.linalg.norm(to_cam, axis=1), 1e-12)
-            c = np.clip(np.abs(cos), 0.2, 1.0)
-            allowed = tol + pixel * np.sqrt(1.0 - c**2) / c
-            if oriented:
-                facing = cos > 0
-        seen = inside & np.isfinite(surface) & (z <= surface + allowed) & facing
-        if ids is not None and point_primitives is not None:
-            seen |= inside & (ids[v].reshape(-1)[flat] == point_primitives)
-        out[v] = np.where(seen, flat, -1)
-    return out
 
 
 def shade(cos: np.ndarray, hit: np.ndarray) -> np.ndarray:

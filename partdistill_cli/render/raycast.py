@@ -40,7 +40,10 @@ def camera_rays(cameras: list[Camera]):
 
 
 def render_mesh(shape: Shape, cameras: list[Camera], tolerance: float | None = None) -> Views:
-    """Ray-cast a mesh `Shape` from `cameras` and build its pixel->point map (see `Views`)."""
+    """Ray-cast a mesh `Shape` from `cameras` and build its pixel->point map (see `Views`).
+
+    `tolerance` is accepted for the renderer interface; exact per-point ray casting does not need one.
+    """
     if not shape.is_mesh:
         raise ValueError("the ray-casting renderer needs a mesh; use the splatting renderer for point clouds")
     scene = build_scene(shape.vertices, shape.faces)
