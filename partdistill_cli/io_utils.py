@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -67,3 +68,12 @@ def check_not_overwriting(outputs: list[Path], inputs: list[Path], overwrite: bo
             raise OutputError(f"{out}: refusing to write over an input file")
         if Path(out).exists() and not overwrite:
             raise OutputError(f"{out}: already exists (pass --overwrite to replace it)")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import colorsys
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -32,7 +31,7 @@ import numpy as np
 
 from partdistill_cli import __version__
 from partdistill_cli.errors import UserError
-from partdistill_cli.io_utils import atomic_path, check_not_overwriting, check_writable_dir
+from partdistill_cli.io_utils import atomic_path, check_not_overwriting, check_writable_dir, file_sha256
 from partdistill_cli.knowledge import Labels
 from partdistill_cli.shapes import Shape
 
@@ -341,14 +340,6 @@ def _json_default(obj):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def result_json(result: SegmentResult, out_dir: Path) -> dict:

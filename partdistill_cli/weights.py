@@ -190,14 +190,6 @@ def sam_cache_path(variant: str) -> Path:
     return weights_dir() / SAM_CHECKPOINTS[variant].filename
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _missing_sam_message(variant: str, reason: str) -> str:
     ckpt = SAM_CHECKPOINTS[variant]
     return (
