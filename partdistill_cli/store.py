@@ -1,0 +1,235 @@
+"""The cache (DESIGN.md section 7): trained students and per-shape teacher knowledge.
+
+Layout under the cache root (`~/.cache/partdistill`, or `$PARTDISTILL_CACHE`, or an explicit `root`):
+
+    students/<key>/student.safetensors   the networks' weights (safetensors: no pickles)
+    students/<key>/card.json             what the student is: category, parts, teacher, settings, history
+    knowledge/<fingerprint>/<key>.npz     a shape's lifted knowledge for one teacher / prompts / rendering
+
+A student's key hashes (category, ordered parts, teacher, student settings), so another part list, part order or
+teacher never reuses a student. Files are written atomically (the card last, so a half-written entry has no
+card); an entry that cannot be read, belongs to something else or was written by an incompatible format is
+reported and skipped, never loaded blindly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from partdistill_cli.errors import UserError
+
+if TYPE_CHECKING:
+    from partdistill_cli.student import DistillConfig, Student
+
+CACHE_ENV = "PARTDISTILL_CACHE"
+CARD_FORMAT = "partdistill-student/1"
+WEIGHTS_NAME = "student.safetensors"
+CARD_NAME = "card.json"
+
+
+class StoreError(UserError, ValueError):
+    """A cache entry or student file cannot be used; the message says which and why."""
+
+
+def cache_root(root: str | Path | None = None) -> Path:
+    """The cache root: `root` if given, else `$PARTDISTILL_CACHE`, else `~/.cache/partdistill`."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "partdistill"
+
+
+def _digest(obj: Any, length: int = 24) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:length]
+
+
+def student_key(category: str, parts: list[str], teacher: str, config: DistillConfig) -> str:
+    """Hash of what makes students interchangeable: category, ordered parts, teacher, student settings."""
+    return _digest({"category": category, "parts": list(parts), "teacher": teacher, "config": config.model_dict()})
+
+
+@dataclass
+class StudentCard:
+    """What a cached student is, beside its weights (written as `card.json`).
+
+    The caller fills what only it knows (`category`, `parts`, `teacher`, `render` settings, `trained_on`);
+    `save_student` fills the rest from the student: its config, epochs, loss curve, the epoch backward
+    distillation started at, the package version and the creation time.
+    """
+
+    category: str
+    parts: list[str]
+    teacher: str
+    render: dict = field(default_factory=dict)
+    trained_on: list[str] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+    epochs: int = 0
+    loss: list[float] = field(default_factory=list)
+    backward_epoch: int | None = None
+    version: str = ""
+    created: str = ""
+    format: str = CARD_FORMAT
+    key: str = ""
+
+    @staticmethod
+    def from_dict(d: dict) -> StudentCard:
+        if not isinstance(d, dict) or d.get("format") != CARD_FORMAT:
+            found = d.get("format") if isinstance(d, dict) else type(d).__name__
+            raise StoreError(f"not a {CARD_FORMAT} card (format {found!r})")
+        known = StudentCard.__dataclass_fields__
+        return StudentCard(**{k: v for k, v in d.items() if k in known})
+
+
+def save_student(student: Student, card: StudentCard, root: str | Path | None = None) -> Path:
+    """Write `student` and its completed `card` into the cache; return the entry's folder.
+
+    An existing entry with the same key is replaced (weights first, then the card, each atomically).
+    """
+    from safetensors.torch import save_file
+
+    from partdistill_cli import __version__
+    from partdistill_cli.io_utils import atomic_path, write_text
+
+    if list(card.parts) != list(student.parts):
+        raise StoreError(f"the card lists parts {card.parts}, the student predicts {student.parts}")
+    key = student_key(card.category, card.parts, card.teacher, student.config)
+    history = student.history or {}
+    card = StudentCard(
+        **{
+            **asdict(card),
+            "trained_on": list(card.trained_on or history.get("trained_on", [])),
+            "config": student.config.model_dict(),
+            "epochs": int(history.get("epochs", 0)),
+            "loss": [float(x) for x in history.get("loss", [])],
+            "backward_epoch": history.get("backward_epoch"),
+            "version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "format": CARD_FORMAT,
+            "key": key,
+        }
+    )
+    entry = cache_root(root) / "students" / key
+    entry.mkdir(parents=True, exist_ok=True)
+    (entry / CARD_NAME).unlink(missing_ok=True)
+    with atomic_path(entry / WEIGHTS_NAME) as tmp:
+        save_file(student.state_dict(), str(tmp), metadata={"format": CARD_FORMAT, "key": key})
+    write_text(entry / CARD_NAME, json.dumps(asdict(card), indent=1))
+    return entry
+
+
+def _card_path(weights: Path) -> Path:
+    for candidate in (weights.with_suffix(".json"), weights.parent / f"{weights.stem}.card.json"):
+        if candidate.is_file():
+            return candidate
+    return weights.parent / CARD_NAME
+
+
+def read_card(path: str | Path) -> StudentCard:
+    """The card of a cache entry folder or of a `.safetensors` file (its card beside it)."""
+    path = Path(path)
+    card_path = path / CARD_NAME if path.is_dir() else _card_path(path)
+    try:
+        data = json.loads(card_path.read_text())
+    except FileNotFoundError as exc:
+        raise StoreError(f"{path}: no student card ({card_path.name}) beside the weights") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{card_path}: unreadable student card ({exc})") from exc
+    try:
+        return StudentCard.from_dict(data)
+    except (StoreError, TypeError) as exc:
+        raise StoreError(f"{card_path}: {exc}") from exc
+
+
+def load_student(path: str | Path, parts: list[str] | None = None, device: str = "cpu") -> Student:
+    """Load a student from a cache entry folder or a `.safetensors` file with its card beside it.
+
+    With `parts`, refuse (StoreError, a UserError) a student whose ordered part list differs: its logits
+    would name other parts. Raises StoreError for a missing, corrupt or incompatible file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from partdistill_cli.student import Student
+
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such student file or cache entry")
+    weights = path / WEIGHTS_NAME if path.is_dir() else path
+    card = read_card(path)
+    if parts is not None and list(parts) != list(card.parts):
+        raise StoreError(
+            f"{path}: this student segments into {card.parts}, but the parts asked for are {list(parts)}; "
+            "train a student for this part list (or pass the same parts in the same order)"
+        )
+    try:
+        tensors = load_file(str(weights))
+    except (OSError, SafetensorError, ValueError) as exc:
+        raise StoreError(f"{weights}: unreadable student weights ({exc})") from exc
+    meta = {"parts": card.parts, "config": card.config, "history": _history(card)}
+    try:
+        return Student.from_state(tensors, meta, device)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise StoreError(f"{weights}: {exc}") from exc
+
+
+def _history(card: StudentCard) -> dict:
+    return {
+        "loss": card.loss,
+        "epochs": card.epochs,
+        "backward_epoch": card.backward_epoch,
+        "trained_on": card.trained_on,
+    }
+
+
+def find_student(
+    category: str,
+    parts: list[str],
+    teacher: str,
+    config: DistillConfig,
+    root: str | Path | None = None,
+    device: str = "cpu",
+) -> Student | None:
+    """The cached student for (category, ordered parts, teacher, settings), or None.
+
+    A corrupt, foreign (card not matching the key) or incompatible entry is reported on the console and
+    treated as absent.
+    """
+    from partdistill_cli.console import console
+
+    key = student_key(category, parts, teacher, config)
+    entry = cache_root(root) / "students" / key
+    if not (entry / CARD_NAME).is_file():
+        return None
+    try:
+        card = read_card(entry)
+        if card.category != category or list(card.parts) != list(parts) or card.teacher != teacher:
+            raise StoreError(f"{entry}: the entry was written for another category, part list or teacher")
+        if card.key != key:
+            raise StoreError(f"{entry}: the card's key {card.key!r} does not match its folder")
+        return load_student(entry, parts, device)
+    except StoreError as exc:
+        console.print(f"[yellow]warning:[/] skipping cached student: {exc}")
+        return None
+
+
+def knowledge_path(
+    shape_fingerprint: str,
+    teacher_name: str,
+    parts: list[str],
+    render_settings: dict,
+    root: str | Path | None = None,
+) -> Path:
+    """Where the knowledge of one shape under one teacher, prompt list and rendering is cached (`.npz`).
+
+    The file may not exist yet; write it with `Knowledge.save` (atomic) and read it with `Knowledge.load`.
+    """
+    key = _digest({"teacher": teacher_name, "parts": list(parts), "render": render_settings})
+    return cache_root(root) / "knowledge" / shape_fingerprint / f"{key}.npz"

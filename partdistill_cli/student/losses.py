@@ -1,0 +1,208 @@
+"""The distillation loss and backward re-scoring (DESIGN.md section 4).
+
+The forward loss is linear in the per-unit cross entropies, so for every point it folds into one soft target
+row: `T[i, c] = sum_k M_k(i) w_k [Y_k = c] / max(1, sum_k M_k(i))`, and `L = mean_i -sum_c T[i, c] log p_ic`.
+Computing `T` once per weighting makes a training step independent of the number of units.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+
+from partdistill_cli.knowledge import Knowledge
+
+AgreementMeasure = Literal["ratio", "iou", "relative", "soft", "point"]
+AGREEMENT_MEASURES: tuple[str, ...] = ("ratio", "iou", "relative", "soft", "point")
+
+
+def point_targets(
+    knowledge: Knowledge,
+    weights: np.ndarray,
+    class_weights: np.ndarray | None = None,
+    member_weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """(N, C) float32 soft targets of the mask-aware, confidence-weighted loss.
+
+    Args:
+        knowledge: K units over N points, C parts.
+        weights: (K,) float unit weights w_k (the teacher scores in forward distillation).
+        class_weights: optional (C,) float per-class factors (balancing rare parts).
+        member_weights: optional (nnz,) float factor per (unit, point) membership, aligned with
+            `knowledge.indices` (point-level re-scoring); 1 when omitted.
+
+    Rows of points that no unit covers are zero, so those points contribute nothing to the loss.
+    """
+    n, c = knowledge.n_points, knowledge.n_parts
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (knowledge.n_units,):
+        raise ValueError(f"expected {knowledge.n_units} unit weights, got shape {weights.shape}")
+    sizes = knowledge.unit_sizes()
+    per_member = np.repeat(weights, sizes)
+    if member_weights is not None:
+        member_weights = np.asarray(member_weights, dtype=np.float64)
+        if member_weights.shape != knowledge.indices.shape:
+            raise ValueError(f"expected {len(knowledge.indices)} membership weights, got {member_weights.shape}")
+        per_member = per_member * member_weights
+    member_labels = np.repeat(knowledge.labels, sizes)
+    target = np.zeros((n, c), dtype=np.float64)
+    np.add.at(target, (knowledge.indices, member_labels), per_member)
+    count = np.bincount(knowledge.indices, minlength=n).astype(np.float64)
+    target /= np.maximum(count, 1.0)[:, None]
+    if class_weights is not None:
+        target *= np.asarray(class_weights, dtype=np.float64)[None, :]
+    return target.astype(np.float32)
+
+
+def target_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over points of `-sum_c T_ic log softmax(logits)_ic`.
+
+    `logits` and `targets` are (N, C) or (B, C, N) float32 (class axis 1 in the batched form).
+    """
+    if logits.shape != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} differ in shape")
+    per_point = -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1)
+    return per_point.mean()
+
+
+def distillation_loss(
+    logits: torch.Tensor,
+    knowledge_or_tensors: Knowledge | tuple[np.ndarray, np.ndarray, np.ndarray],
+    weights: np.ndarray | torch.Tensor,
+    class_weights: np.ndarray | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The forward-distillation loss `mean_i sum_k M_k(i) w_k CE(logits_i, Y_k) / max(1, sum_k M_k(i))`.
+
+    Args:
+        logits: (N, C) float32 student logits for the knowledge's N points.
+        knowledge_or_tensors: a `Knowledge`, or its `(labels (K,), indptr (K+1,), indices (nnz,))` arrays.
+        weights: (K,) unit weights (not differentiated).
+        class_weights: optional (C,) per-class factors.
+    """
+    if isinstance(knowledge_or_tensors, Knowledge):
+        knowledge = knowledge_or_tensors
+    else:
+        labels, indptr, indices = (np.asarray(torch.as_tensor(a).cpu()) for a in knowledge_or_tensors)
+        n, c = logits.shape
+        knowledge = Knowledge(
+            labels.astype(np.int64),
+            np.ones(len(labels), np.float32),
+            np.zeros(len(labels), np.int64),
+            indptr.astype(np.int64),
+            indices.astype(np.int64),
+            int(n),
+            [str(i) for i in range(c)],
+        )
+    if logits.shape != (knowledge.n_points, knowledge.n_parts):
+        raise ValueError(
+            f"logits have shape {tuple(logits.shape)}, expected ({knowledge.n_points}, {knowledge.n_parts})"
+        )
+    w = np.asarray(torch.as_tensor(weights).detach().cpu(), dtype=np.float64)
+    cw = None if class_weights is None else np.asarray(torch.as_tensor(class_weights).detach().cpu())
+    targets = torch.from_numpy(point_targets(knowledge, w, cw)).to(logits.device)
+    return target_loss(logits, targets)
+
+
+def balanced_class_weights(knowledge: Knowledge, weights: np.ndarray) -> np.ndarray:
+    """(C,) float32 factors ~ 1/sqrt(weighted coverage of each part), mean 1 over the parts that occur.
+
+    Parts no unit names get 1 (they have no target mass anyway).
+    """
+    mass = np.bincount(knowledge.labels, weights=weights * knowledge.unit_sizes(), minlength=knowledge.n_parts)
+    out = np.ones(knowledge.n_parts, dtype=np.float64)
+    seen = mass > 0
+    if seen.any():
+        out[seen] = 1.0 / np.sqrt(mass[seen])
+        out[seen] /= out[seen].mean()
+    return out.astype(np.float32)
+
+
+def _agreement_ratio(knowledge: Knowledge, pred: np.ndarray) -> np.ndarray:
+    sizes = knowledge.unit_sizes()
+    agree = (pred[knowledge.indices] == np.repeat(knowledge.labels, sizes)).astype(np.float64)
+    unit_of = np.repeat(np.arange(knowledge.n_units), sizes)
+    return np.bincount(unit_of, weights=agree, minlength=knowledge.n_units) / np.maximum(sizes, 1)
+
+
+def _agreement_iou(knowledge: Knowledge, pred: np.ndarray) -> np.ndarray:
+    """IoU per (view, label) group between the group's points and the student's points of that label, both
+    within the points any unit of that view covers (a proxy for the view's visible points).
+
+    Grouping by (view, label) keeps a mask split into components (four legs) from being judged per leg
+    against all the legs the student sees.
+    """
+    out = np.zeros(knowledge.n_units, dtype=np.float64)
+    for view in np.unique(knowledge.views):
+        in_view = np.flatnonzero(knowledge.views == view)
+        seen = np.unique(np.concatenate([knowledge.unit(k) for k in in_view]))
+        for label in np.unique(knowledge.labels[in_view]):
+            group = in_view[knowledge.labels[in_view] == label]
+            pts = np.unique(np.concatenate([knowledge.unit(k) for k in group]))
+            student = seen[pred[seen] == label]
+            inter = len(np.intersect1d(pts, student, assume_unique=True))
+            union = len(pts) + len(student) - inter
+            out[group] = inter / max(union, 1)
+    return out
+
+
+def rescore(
+    knowledge: Knowledge,
+    pred: np.ndarray,
+    measure: AgreementMeasure = "ratio",
+    probs: np.ndarray | None = None,
+) -> np.ndarray:
+    """(K,) float32 new unit weights from the student's agreement with each unit (backward distillation).
+
+    Args:
+        knowledge: the K units.
+        pred: (N,) int student labels of the knowledge's points.
+        measure: "ratio" = share of the unit's points the student labels Y_k (DESIGN.md);
+            "iou" = IoU of the unit's (view, label) group with the student's Y_k points in that view;
+            "relative" = ratio divided by the median ratio of the units of the same label (at least half the
+            median over all units), clipped to [0, 1]: a box is never pure, so it is judged against the purity
+            the boxes of its label usually reach;
+            "soft" = mean student probability of Y_k over the unit (needs `probs`);
+            "point" = 1 for every unit: the agreement is applied per point by `member_agreement`.
+        probs: (N, C) float student probabilities ("soft" only).
+    """
+    pred = np.asarray(pred)
+    if pred.shape != (knowledge.n_points,):
+        raise ValueError(f"expected {knowledge.n_points} predicted labels, got shape {pred.shape}")
+    if knowledge.n_units == 0:
+        return np.zeros(0, dtype=np.float32)
+    if measure == "ratio":
+        out = _agreement_ratio(knowledge, pred)
+    elif measure == "iou":
+        out = _agreement_iou(knowledge, pred)
+    elif measure == "relative":
+        ratio = _agreement_ratio(knowledge, pred)
+        # The floor keeps a label whose units are mostly wrong (a systematic confusion) from being excused.
+        floor = 0.5 * float(np.median(ratio))
+        out = np.zeros_like(ratio)
+        for label in np.unique(knowledge.labels):
+            sel = knowledge.labels == label
+            typical = max(float(np.median(ratio[sel])), floor)
+            out[sel] = np.clip(ratio[sel] / typical, 0.0, 1.0) if typical > 0 else 0.0
+    elif measure == "soft":
+        if probs is None:
+            raise ValueError("the 'soft' agreement needs the student's probabilities")
+        sizes = knowledge.unit_sizes()
+        p = probs[knowledge.indices, np.repeat(knowledge.labels, sizes)].astype(np.float64)
+        unit_of = np.repeat(np.arange(knowledge.n_units), sizes)
+        out = np.bincount(unit_of, weights=p, minlength=knowledge.n_units) / np.maximum(sizes, 1)
+    elif measure == "point":
+        out = np.ones(knowledge.n_units)
+    else:
+        raise ValueError(f"unknown agreement measure {measure!r}; choose from {', '.join(AGREEMENT_MEASURES)}")
+    return out.astype(np.float32)
+
+
+def member_agreement(knowledge: Knowledge, probs: np.ndarray) -> np.ndarray:
+    """(nnz,) float32 student probability of each unit's label at each of its points (point-level rescoring).
+
+    A box labelled "leg" then keeps teaching "leg" only at the points the student already leans to "leg".
+    """
+    sizes = knowledge.unit_sizes()
+    return probs[knowledge.indices, np.repeat(knowledge.labels, sizes)].astype(np.float32)

@@ -1,0 +1,157 @@
+"""The cache: students (safetensors + card) and knowledge paths."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from partdistill_cli import store
+from partdistill_cli.errors import UserError
+from partdistill_cli.knowledge import Knowledge
+from partdistill_cli.student import DistillConfig, Student
+
+PARTS = ["seat", "back", "leg"]
+CONFIG = DistillConfig(k=4, widths=(8, 8), global_dim=16, head=(8,), points_per_shape=64, tta=1, ensemble=2)
+
+
+def _student() -> Student:
+    student = Student.create(PARTS, CONFIG)
+    student.history = {"loss": [1.0, 0.5], "epochs": 2, "backward_epoch": 1, "trained_on": ["a", "b"]}
+    return student
+
+
+def _card(**overrides) -> store.StudentCard:
+    fields = {"category": "chair", "parts": PARTS, "teacher": "simulated", "render": {"views": 10}}
+    return store.StudentCard(**{**fields, **overrides})
+
+
+def _logits(student: Student, x: torch.Tensor) -> list[torch.Tensor]:
+    out = []
+    with torch.no_grad():
+        for m in student.modules:
+            m.eval()
+            out.append(m(x))
+    return out
+
+
+def test_cache_root_precedence(tmp_path, monkeypatch):
+    monkeypatch.setenv(store.CACHE_ENV, str(tmp_path / "env"))
+    assert store.cache_root() == tmp_path / "env"
+    assert store.cache_root(tmp_path / "arg") == tmp_path / "arg"
+    monkeypatch.delenv(store.CACHE_ENV)
+    assert store.cache_root().parts[-2:] == (".cache", "partdistill")
+
+
+def test_save_find_round_trip_gives_identical_logits(tmp_path):
+    student = _student()
+    entry = store.save_student(student, _card(), root=tmp_path)
+    assert (entry / store.WEIGHTS_NAME).is_file() and (entry / store.CARD_NAME).is_file()
+    assert not list(entry.glob(".*.part*")), "no temporary files left behind"
+    card = json.loads((entry / store.CARD_NAME).read_text())
+    assert card["parts"] == PARTS and card["teacher"] == "simulated" and card["loss"] == [1.0, 0.5]
+    assert card["backward_epoch"] == 1 and card["epochs"] == 2 and card["version"] and card["created"]
+    assert card["config"]["ensemble"] == 2 and card["render"] == {"views": 10}
+
+    found = store.find_student("chair", PARTS, "simulated", CONFIG, root=tmp_path)
+    assert found is not None and found.parts == PARTS and len(found.modules) == 2
+    x = torch.randn(1, 6, 64)
+    for a, b in zip(_logits(student, x), _logits(found, x), strict=True):
+        assert torch.equal(a, b)
+    from_file = store.load_student(entry / store.WEIGHTS_NAME, parts=PARTS)
+    assert torch.equal(_logits(from_file, x)[0], _logits(student, x)[0])
+    assert found.history["trained_on"] == ["a", "b"]
+
+
+def test_key_separates_parts_order_teacher_and_config(tmp_path):
+    store.save_student(_student(), _card(), root=tmp_path)
+    assert store.find_student("chair", ["back", "seat", "leg"], "simulated", CONFIG, root=tmp_path) is None
+    assert store.find_student("chair", PARTS, "clipseg", CONFIG, root=tmp_path) is None
+    assert store.find_student("table", PARTS, "simulated", CONFIG, root=tmp_path) is None
+    other = DistillConfig.from_dict({**CONFIG.to_dict(), "lr": 0.1})
+    assert store.find_student("chair", PARTS, "simulated", other, root=tmp_path) is None
+    on_gpu = DistillConfig.from_dict({**CONFIG.to_dict(), "device": "cuda"})
+    assert store.student_key("chair", PARTS, "t", on_gpu) == store.student_key("chair", PARTS, "t", CONFIG)
+
+
+def test_loading_a_mismatched_part_list_is_refused(tmp_path):
+    entry = store.save_student(_student(), _card(), root=tmp_path)
+    with pytest.raises(UserError, match="segments into"):
+        store.load_student(entry, parts=["seat", "leg", "back"])
+    with pytest.raises(store.StoreError, match="student predicts"):
+        store.save_student(_student(), _card(parts=["a", "b", "c"]), root=tmp_path)
+
+
+def test_corrupt_weights_are_reported_and_skipped(tmp_path, capsys):
+    entry = store.save_student(_student(), _card(), root=tmp_path)
+    (entry / store.WEIGHTS_NAME).write_bytes(b"\x00garbage, not safetensors")
+    assert store.find_student("chair", PARTS, "simulated", CONFIG, root=tmp_path) is None
+    assert "skipping cached student" in capsys.readouterr().err
+    with pytest.raises(UserError, match="unreadable student weights"):
+        store.load_student(entry)
+
+
+def test_corrupt_foreign_or_incompatible_cards_are_skipped(tmp_path, capsys):
+    entry = store.save_student(_student(), _card(), root=tmp_path)
+    card_path = entry / store.CARD_NAME
+    good = json.loads(card_path.read_text())
+    bad_cards = [
+        "{not json",
+        json.dumps({**good, "format": "partdistill-student/999"}),
+        json.dumps({**good, "teacher": "someone-else"}),
+        json.dumps({**good, "key": "0" * 24}),
+    ]
+    for text in bad_cards:
+        card_path.write_text(text)
+        assert store.find_student("chair", PARTS, "simulated", CONFIG, root=tmp_path) is None
+        assert "skipping cached student" in capsys.readouterr().err
+    card_path.write_text(bad_cards[0])
+    with pytest.raises(UserError, match="unreadable student card"):
+        store.load_student(entry)
+
+
+def test_weights_that_do_not_fit_the_card_are_refused(tmp_path):
+    entry = store.save_student(_student(), _card(), root=tmp_path)
+    card = json.loads((entry / store.CARD_NAME).read_text())
+    card["config"]["widths"] = [32, 32]
+    (entry / store.CARD_NAME).write_text(json.dumps(card))
+    with pytest.raises(UserError, match="do not fit"):
+        store.load_student(entry)
+
+
+def test_missing_student_file(tmp_path):
+    with pytest.raises(UserError, match="no such student"):
+        store.load_student(tmp_path / "nothing.safetensors")
+    lone = tmp_path / "lone.safetensors"
+    lone.write_bytes(b"x")
+    with pytest.raises(UserError, match="no student card"):
+        store.load_student(lone)
+
+
+def test_knowledge_path_keys_and_round_trip(tmp_path):
+    base = store.knowledge_path("abc123", "simulated", PARTS, {"views": 10, "resolution": 512}, root=tmp_path)
+    assert base.suffix == ".npz" and base.is_relative_to(tmp_path)
+    same = store.knowledge_path("abc123", "simulated", PARTS, {"resolution": 512, "views": 10}, root=tmp_path)
+    assert same == base
+    others = [
+        store.knowledge_path("abc124", "simulated", PARTS, {"views": 10, "resolution": 512}, root=tmp_path),
+        store.knowledge_path("abc123", "clipseg", PARTS, {"views": 10, "resolution": 512}, root=tmp_path),
+        store.knowledge_path("abc123", "simulated", PARTS[::-1], {"views": 10, "resolution": 512}, root=tmp_path),
+        store.knowledge_path("abc123", "simulated", PARTS, {"views": 6, "resolution": 512}, root=tmp_path),
+    ]
+    assert len({base, *others}) == 5
+    k = Knowledge(
+        np.array([0, 2]),
+        np.array([0.5, 0.9], np.float32),
+        np.array([0, 1]),
+        np.array([0, 2, 3]),
+        np.array([0, 4, 1]),
+        5,
+        PARTS,
+    )
+    k.save(base)
+    back = Knowledge.load(base)
+    np.testing.assert_array_equal(back.indices, k.indices)
+    assert back.parts == PARTS

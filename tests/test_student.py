@@ -1,0 +1,245 @@
+"""The student: loss, backward re-scoring, training (seeded, resumable) and prediction."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from partdistill_cli.knowledge import Knowledge
+from partdistill_cli.metrics import shape_miou
+from partdistill_cli.student import (
+    AGREEMENT_MEASURES,
+    DistillConfig,
+    Student,
+    distill,
+    distillation_loss,
+    member_agreement,
+    point_targets,
+    rescore,
+)
+from partdistill_cli.student import train as train_module
+
+TINY = DistillConfig(
+    backbone="dgcnn",
+    k=12,
+    widths=(32, 32),
+    global_dim=32,
+    head=(32,),
+    points_per_shape=512,
+    batch=2,
+    min_epoch_steps=10,
+    min_forward_epochs=6,
+    max_forward_epochs=6,
+    backward_epochs=2,
+    tta=1,
+)
+
+
+def _knowledge(units: list[list[int]], labels: list[int], scores: list[float], n: int, c: int) -> Knowledge:
+    indptr = np.concatenate([[0], np.cumsum([len(u) for u in units])]).astype(np.int64)
+    return Knowledge(
+        np.asarray(labels, np.int64),
+        np.asarray(scores, np.float32),
+        np.arange(len(units), dtype=np.int64),
+        indptr,
+        np.concatenate([np.asarray(u, np.int64) for u in units]),
+        n,
+        [f"part{i}" for i in range(c)],
+    )
+
+
+def test_loss_equals_hand_computation():
+    # unit 0 = {0, 1} label 0 score 0.5; unit 1 = {1} label 1 score 1.0; point 2 is uncovered.
+    k = _knowledge([[0, 1], [1]], [0, 1], [0.5, 1.0], n=3, c=2)
+    logits = torch.tensor([[2.0, -1.0], [0.3, 0.7], [5.0, -5.0]])
+    ce = torch.nn.functional.cross_entropy
+    p0 = 0.5 * ce(logits[0:1], torch.tensor([0]))
+    p1 = (0.5 * ce(logits[1:2], torch.tensor([0])) + 1.0 * ce(logits[1:2], torch.tensor([1]))) / 2
+    expected = (p0 + p1 + 0.0) / 3
+    got = distillation_loss(logits, k, k.scores)
+    assert torch.allclose(got, expected, atol=1e-6)
+    # The same through raw (labels, indptr, indices) arrays, and with class weights (x3 on class 1).
+    raw = distillation_loss(logits, (k.labels, k.indptr, k.indices), k.scores)
+    assert torch.allclose(raw, expected, atol=1e-6)
+    weighted = distillation_loss(logits, k, k.scores, class_weights=np.array([1.0, 3.0]))
+    p1w = (0.5 * ce(logits[1:2], torch.tensor([0])) + 3.0 * ce(logits[1:2], torch.tensor([1]))) / 2
+    assert torch.allclose(weighted, (p0 + p1w) / 3, atol=1e-6)
+
+
+def test_uncovered_points_get_zero_gradient():
+    k = _knowledge([[0, 3], [3, 4]], [1, 2], [0.9, 0.6], n=6, c=3)
+    logits = torch.randn(6, 3, requires_grad=True)
+    distillation_loss(logits, k, k.scores).backward()
+    grad_norm = logits.grad.abs().sum(dim=1)
+    assert torch.all(grad_norm[[1, 2, 5]] == 0)
+    assert torch.all(grad_norm[[0, 3, 4]] > 0)
+
+
+def test_point_targets_rows_and_shapes():
+    k = _knowledge([[0, 1], [1]], [0, 1], [0.5, 1.0], n=3, c=2)
+    t = point_targets(k, k.scores)
+    assert t.shape == (3, 2) and t.dtype == np.float32
+    np.testing.assert_allclose(t, [[0.5, 0.0], [0.25, 0.5], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="unit weights"):
+        point_targets(k, np.ones(5))
+
+
+@pytest.mark.parametrize("measure", [m for m in AGREEMENT_MEASURES if m != "point"])
+def test_rescoring_fades_a_unit_contradicting_a_consistent_majority(measure):
+    # Three views agree that points 0-9 are part 0; a fourth calls the same points part 1.
+    units = [list(range(10))] * 4
+    k = _knowledge(units, [0, 0, 0, 1], [0.8, 0.7, 0.9, 0.95], n=12, c=2)
+    pred = np.zeros(12, dtype=np.int64)
+    probs = np.tile([0.9, 0.1], (12, 1)).astype(np.float32)
+    w = rescore(k, pred, measure, probs)
+    assert w.shape == (4,) and w.dtype == np.float32
+    assert w[3] < 0.2 and np.all(w[:3] > 0.8)
+
+
+def test_point_level_rescoring_weighs_each_member_by_student_probability():
+    k = _knowledge([[0, 1, 2]], [1], [0.9], n=3, c=2)
+    probs = np.array([[0.1, 0.9], [0.8, 0.2], [0.5, 0.5]], np.float32)
+    np.testing.assert_allclose(member_agreement(k, probs), [0.9, 0.2, 0.5])
+    t = point_targets(k, k.scores, member_weights=member_agreement(k, probs))
+    np.testing.assert_allclose(t[:, 1], [0.81, 0.18, 0.45], rtol=1e-6)
+
+
+def test_rescore_rejects_bad_input():
+    k = _knowledge([[0, 1]], [0], [0.5], n=3, c=2)
+    with pytest.raises(ValueError, match="predicted labels"):
+        rescore(k, np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match="unknown agreement"):
+        rescore(k, np.zeros(3, np.int64), "nope")
+    with pytest.raises(ValueError, match="probabilities"):
+        rescore(k, np.zeros(3, np.int64), "soft")
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="agreement"):
+        DistillConfig(agreement="vote")
+    with pytest.raises(ValueError, match="points_per_shape"):
+        DistillConfig(points_per_shape=0)
+    assert DistillConfig.from_dict(TINY.to_dict()) == TINY
+
+
+def _box_chair():
+    """A box-built chair mesh (seat, back, 4 legs) with its per-face part labels."""
+    import trimesh
+
+    from partdistill_cli import shapes
+
+    boxes = [([0, 0.5, 0], [1.0, 0.1, 1.0], 0), ([0, 1.0, -0.45], [1.0, 0.9, 0.1], 1)]
+    boxes += [([x, 0.225, z], [0.1, 0.45, 0.1], 2) for x in (-0.45, 0.45) for z in (-0.45, 0.45)]
+    meshes, labels = [], []
+    for center, size, label in boxes:
+        b = trimesh.creation.box(extents=size)
+        b.apply_translation(center)
+        v, f = trimesh.remesh.subdivide(b.vertices, b.faces)
+        meshes.append(trimesh.Trimesh(v, f, process=False))
+        labels.append(np.full(len(f), label))
+    mesh = trimesh.util.concatenate(meshes)
+    shape = shapes.from_mesh(mesh.vertices, mesh.faces, n_points=1024, seed=0, name="chair")
+    return shape, np.concatenate(labels), ["seat", "back", "leg"]
+
+
+@pytest.fixture(scope="module")
+def chair_case():
+    from partdistill_cli import cameras, render
+    from partdistill_cli.lift import lift
+    from partdistill_cli.teachers.simulated import SimulatedTeacher, load_noise
+
+    shape, face_labels, parts = _box_chair()
+    views = render.render(shape, cameras.view_set(6, 128))
+    teacher = SimulatedTeacher(face_labels, load_noise("clean"), shape_seed=0)
+    knowledge = lift(teacher.detect(views, parts), views, parts)
+    return shape, knowledge, face_labels, parts
+
+
+def test_distill_labels_every_point_and_face(chair_case):
+    shape, knowledge, face_labels, parts = chair_case
+    student = distill([(shape, knowledge)], TINY, mode="full", show_progress=False)
+    labels = student.predict(shape)
+    assert labels.point_labels.shape == (shape.n_points,) and labels.point_labels.min() >= 0
+    assert labels.probs.shape == (shape.n_points, 3)
+    np.testing.assert_allclose(labels.probs.sum(axis=1), 1.0, atol=1e-4)
+    assert labels.face_labels.shape == (len(shape.faces),) and labels.face_labels.min() >= 0
+    assert student.history["backward_epoch"] == TINY.max_forward_epochs
+    assert len(student.history["loss"]) == TINY.max_forward_epochs + TINY.backward_epochs
+    # A clean teacher on a chair this simple: the student must recover the parts well.
+    assert shape_miou(labels.point_labels, face_labels[shape.face_ids], 3) > 0.85
+    assert np.mean(labels.face_labels == face_labels) > 0.8
+
+
+def test_distill_is_seeded(chair_case):
+    shape, knowledge, _, _ = chair_case
+    cfg = replace(TINY, max_forward_epochs=1, min_forward_epochs=1, backward_epochs=1)
+    a = distill([(shape, knowledge)], cfg, show_progress=False).state_dict()
+    b = distill([(shape, knowledge)], cfg, show_progress=False).state_dict()
+    c = distill([(shape, knowledge)], replace(cfg, seed=1), show_progress=False).state_dict()
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    assert not all(torch.equal(a[name], c[name]) for name in a)
+
+
+def test_interrupted_distillation_resumes_to_the_same_student(chair_case, tmp_path, monkeypatch):
+    shape, knowledge, _, _ = chair_case
+    cfg = replace(TINY, max_forward_epochs=2, min_forward_epochs=2, backward_epochs=1, min_epoch_steps=2)
+    whole = distill([(shape, knowledge)], cfg, show_progress=False).state_dict()
+
+    real_save = train_module._Checkpoint.save
+    calls = {"n": 0}
+
+    def save_then_die(self, *args):
+        real_save(self, *args)
+        calls["n"] += 1
+        if calls["n"] == 2:  # after the second epoch: forward done, backward not started
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module._Checkpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        distill([(shape, knowledge)], cfg, checkpoint_dir=tmp_path, show_progress=False)
+    monkeypatch.setattr(train_module._Checkpoint, "save", real_save)
+    resumed = distill([(shape, knowledge)], cfg, checkpoint_dir=tmp_path, show_progress=False)
+    assert resumed.history["epochs"] == 3
+    assert all(torch.equal(whole[name], resumed.state_dict()[name]) for name in whole)
+
+
+def test_distill_rejects_mismatched_input(chair_case):
+    shape, knowledge, _, _ = chair_case
+    other = replace(knowledge, parts=["a", "b", "c"])
+    with pytest.raises(ValueError, match="expected"):
+        distill([(shape, knowledge), (shape, other)], TINY, show_progress=False)
+    with pytest.raises(ValueError, match="no units"):
+        distill([(shape, Knowledge.empty(shape.n_points, ["a"]))], TINY, show_progress=False)
+    init = Student.create(["x", "y", "z"], TINY)
+    with pytest.raises(ValueError, match="initial student"):
+        distill([(shape, knowledge)], TINY, init=init, show_progress=False)
+
+
+def test_point_cloud_without_normals_gets_estimated_normals():
+    from partdistill_cli.shapes import from_points
+
+    rng = np.random.default_rng(0)
+    xyz = rng.normal(size=(300, 3))
+    xyz /= np.linalg.norm(xyz, axis=1, keepdims=True)
+    student = Student.create(["a", "b"], TINY)
+    feats = student.features(from_points(xyz))
+    assert feats.shape == (300, 6)
+    # On a sphere the outward normal is the position itself.
+    assert np.mean(np.einsum("nc,nc->n", feats[:, 3:], feats[:, :3])) > 0.95
+
+
+def test_fine_tuning_continues_the_initial_student_without_changing_it(chair_case):
+    shape, knowledge, _, _ = chair_case
+    forward = distill(
+        [(shape, knowledge)], replace(TINY, min_forward_epochs=2, max_forward_epochs=2), "forward", show_progress=False
+    )
+    before = {name: t.clone() for name, t in forward.state_dict().items()}
+    backward_only = replace(TINY, min_forward_epochs=0, max_forward_epochs=0, backward_epochs=1)
+    full = distill([(shape, knowledge)], backward_only, "full", init=forward, show_progress=False)
+    assert full.history["epochs"] == 3 and full.history["backward_epoch"] == 2
+    assert len(full.history["loss"]) == 3 and full.history["loss"][:2] == forward.history["loss"]
+    assert all(torch.equal(before[name], t) for name, t in forward.state_dict().items())
+    assert not all(torch.equal(before[name], t) for name, t in full.state_dict().items())
