@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--method", choices=["vote", "full"], default="full")
     args = parser.parse_args()
     item = load_dataset(SAMPLE, "labeled-mesh", n_points=4096)[0]
-    teacher = SimulatedTeacher(item.primitive_labels, load_noise("default"), shape_seed=1)
+    teacher = SimulatedTeacher(item.primitive_labels, load_noise("default"), shape_seed=0)
     result = teach(item.shape, teacher, item.parts, RenderSettings(n_views=6, resolution=256), item.category)
     Image.fromarray(contact_sheet(result.views.rgb, columns=6)).save(HERE / "views.png")
     if args.method == "vote":
