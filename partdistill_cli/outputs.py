@@ -75,8 +75,17 @@ class ResultError(UserError, ValueError):
     """A segment result cannot be read (missing, corrupt, or its labels do not fit its shape)."""
 
 
-def part_colors(n_parts: int) -> np.ndarray:
-    """(n_parts, 3) uint8 RGB colors: `PALETTE` first, then evenly spread hues for any further parts."""
+# The background part (`pipeline.OTHER`, points no listed part claims) is drawn in a pale neutral, so the
+# named parts stand out; it stays distinct from the darker grey of unlabeled elements.
+OTHER_COLOR: tuple[int, int, int] = (222, 215, 200)
+
+
+def part_colors(parts: list[str]) -> np.ndarray:
+    """(C, 3) uint8 RGB colors of the C `parts`: `PALETTE` first, then evenly spread hues for any further parts;
+    the background part "other" in `OTHER_COLOR`."""
+    from partdistill_cli.pipeline import OTHER
+
+    n_parts = len(parts)
     colors = list(PALETTE[:n_parts])
     for i in range(len(colors), n_parts):
         # Golden-ratio hue steps keep consecutive extra colors far apart; alternating value separates the
@@ -84,6 +93,7 @@ def part_colors(n_parts: int) -> np.ndarray:
         hue = (i * 0.618033988749895) % 1.0
         r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 0.95 if i % 2 else 0.65)
         colors.append((int(r * 255), int(g * 255), int(b * 255)))
+    colors = [OTHER_COLOR if name == OTHER else c for name, c in zip(parts, colors, strict=True)]
     return np.asarray(colors, dtype=np.uint8).reshape(n_parts, 3)
 
 
@@ -219,7 +229,7 @@ def make_result(
         kind,
         shape,
         list(labels.parts),
-        part_colors(len(labels.parts)),
+        part_colors(labels.parts),
         np.asarray(element_labels, dtype=np.int64).copy(),
         conf,
         Path(input_path) if input_path is not None else None,

@@ -116,7 +116,7 @@ def render_preview(
 
     if n_views < 1:
         raise ValueError(f"a preview needs at least 1 view, got {n_views}")
-    colors = part_colors(len(labels.parts))
+    colors = part_colors(labels.parts)
     views = render(shape, view_set(n_views, resolution, up_axis=up_axis))
     prim = primitive_labels(views, labels)
     tiles = label_images(views, prim, colors)
@@ -184,7 +184,7 @@ def explain_sheet(
     """
     from PIL import Image, ImageDraw
 
-    colors = part_colors(len(parts))
+    colors = part_colors(parts)
     prim = primitive_labels(views, labels)
     finals = label_images(views, prim, colors)
     h, w = views.size

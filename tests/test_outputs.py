@@ -16,6 +16,7 @@ import trimesh
 from partdistill_cli.io_utils import OutputError
 from partdistill_cli.knowledge import Labels
 from partdistill_cli.outputs import (
+    OTHER_COLOR,
     PALETTE,
     UNLABELED_COLOR,
     ResultError,
@@ -111,10 +112,16 @@ def test_palette_has_20_distinct_colors_and_extends_distinctly():
     assert len(PALETTE) >= 20
     assert len(set(PALETTE)) == len(PALETTE)
     assert UNLABELED_COLOR not in PALETTE
-    many = part_colors(40)
+    many = part_colors([f"p{i}" for i in range(40)])
     assert many.shape == (40, 3) and many.dtype == np.uint8
     assert len({tuple(c) for c in many}) == 40
     assert [tuple(c) for c in many[: len(PALETTE)]] == PALETTE
+
+
+def test_background_part_is_drawn_in_its_own_pale_color():
+    colors = part_colors(["lid", "other"])
+    assert tuple(colors[1]) == OTHER_COLOR and OTHER_COLOR not in PALETTE and OTHER_COLOR != UNLABELED_COLOR
+    assert tuple(colors[0]) == PALETTE[0]
 
 
 def test_split_by_part_duplicates_only_shared_vertices():
