@@ -137,12 +137,12 @@ def missing_hub_message(key: str, source: str, reason: str, option: str) -> str:
     if Path(source).is_absolute():
         return (
             f"{spec.what} weights not found at {source} ({reason}). Give a directory written by "
-            f"save_pretrained, or a Hugging Face model id, with {option}=... or {spec.env}=..."
+            f"save_pretrained, or a Hugging Face model id, with --{option} PATH or {spec.env}=PATH"
         )
     return (
         f"{spec.what} weights {source!r} are not available ({reason}). Download them while online with "
         f"`hf download {source}` (they go to the Hugging Face cache; HF_HUB_OFFLINE=1 then works), or point "
-        f"{option}=... / {spec.env}=... at a local directory holding them."
+        f"--{option} PATH or {spec.env}=PATH at a local directory holding them."
     )
 
 
@@ -195,7 +195,7 @@ def _missing_sam_message(variant: str, reason: str) -> str:
     return (
         f"SAM {variant} checkpoint is not available ({reason}). Download it while online with "
         f"`curl -L -o {sam_cache_path(variant)} {ckpt.url}` (or just run once online: it is fetched "
-        f"automatically), or point segmenter=... / {SAM_ENV}=... at a local .pth or .safetensors file."
+        f"automatically), or point --segmenter PATH or {SAM_ENV}=PATH at a local .pth or .safetensors file."
     )
 
 
@@ -237,7 +237,7 @@ def sam_state_dict(path: Path) -> dict:
     import torch
 
     if not path.is_file():
-        raise TeacherError(f"SAM checkpoint not found at {path}; point segmenter=... / {SAM_ENV}=... at a file")
+        raise TeacherError(f"SAM checkpoint not found at {path}; point --segmenter PATH or {SAM_ENV}=PATH at a file")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
