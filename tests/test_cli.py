@@ -119,3 +119,24 @@ def test_evaluate_bad_noise_and_method(tmp_path):
 def test_segment_needs_parts(tmp_path, box_file):
     assert_user_error(run("segment", box_file), "--parts")
     assert_user_error(run("segment", box_file, "--parts", "a,a"), "twice")
+
+
+def test_save_knowledge_is_not_overwritten_without_flag(tmp_path):
+    folder = tmp_path / "k"
+    args = [
+        "evaluate",
+        "procedural:mug",
+        "--per-category",
+        "1",
+        "--views",
+        "2",
+        "--resolution",
+        "64",
+        "--save-knowledge",
+        folder,
+    ]
+    assert run(*args).returncode == 0
+    before = sorted(p.name for p in folder.rglob("*"))
+    assert_user_error(run(*args), "--overwrite")
+    assert sorted(p.name for p in folder.rglob("*")) == before
+    assert run(*args, "--overwrite").returncode == 0

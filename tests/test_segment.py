@@ -133,3 +133,21 @@ def test_segment_nvdiffrast_without_cuda_is_refused(chair_obj, tmp_path):
     result = invoke(["segment", path, "--parts", "a,b", "--renderer", "nvdiffrast", "--out", tmp_path])
     assert result.exit_code != 0 and isinstance(result.exception, UserError)
     assert "nvdiffrast" in str(result.exception) and "CUDA" in str(result.exception)
+
+
+def test_train_category_with_a_real_teacher_architecture(tiny, chair_obj, tmp_path):
+    import shutil
+
+    folder = tmp_path / "chairs"
+    folder.mkdir()
+    shutil.copy(chair_obj[0], folder / "a.obj")
+    shutil.copy(chair_obj[0], folder / "b.obj")
+    args = ["train-category", folder, "--category", "chair", "--parts", ",".join(PARTS), "--teacher", "clipseg",
+            *weight_args(tiny["clipseg"]), "--views", "2", "--resolution", "96", "--points", "256", "--threshold", "0.0",
+            "--epochs", "1", "--cache-dir", tmp_path / "cache"]  # fmt: skip
+    result = invoke(args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    cards = list((tmp_path / "cache" / "students").glob("*/card.json"))
+    assert len(cards) == 1
+    card = json.loads(cards[0].read_text())
+    assert card["teacher"].startswith("clipseg(") and card["trained_on"] == ["a", "b"]
