@@ -52,11 +52,12 @@ def render_mesh(shape: Shape, cameras: list[Camera], tolerance: float | None = N
     prim = hits["primitive_ids"].numpy().reshape(shape_vhw)
     depth = hits["t_hit"].numpy().reshape(shape_vhw)
     hit = prim != MISS
-    ids = np.where(hit, prim, -1).astype(np.int32)
+    # The miss id 0xFFFFFFFF read as int32 is -1, our "no surface": a free reinterpretation, no copy.
+    ids = prim.view(np.int32)
     normals = hits["primitive_normals"].numpy().reshape(*shape_vhw, 3)
     rot = np.stack([c.world_to_camera[:3, :3] for c in cameras]).astype(np.float32)
     rgb = shade(np.einsum("vhwc,vc->vhw", normals, rot[:, 2, :]), hit)
-    depth = np.where(hit, depth, np.inf).astype(np.float32)
+    # open3d already reports a miss as t_hit = inf.
     pmap = point_visibility(scene, cameras, shape.points, hit)
     return Views(cameras, rgb, depth, ids, "face", pmap)
 
