@@ -24,7 +24,20 @@ def build_scene(vertices: np.ndarray, faces: np.ndarray):
 
 
 def camera_rays(cameras: list[Camera]):
-    """(V, H, W, 6) open3d float32 tensor of rays (origin, direction); t_hit along them is camera z-depth."""
+    """(V, H, W, 6) open3d float32 tensor of rays (origin, direction); t_hit along them is camera z-depth.
+
+    Every shape of a run is seen from the same view set, so the last view set's rays are kept and reused.
+    """
+    key = tuple((c.intrinsics.tobytes(), c.world_to_camera.tobytes(), c.width, c.height) for c in cameras)
+    if _RAYS_CACHE.get("key") != key:
+        _RAYS_CACHE["key"], _RAYS_CACHE["rays"] = key, _make_rays(cameras)
+    return _RAYS_CACHE["rays"]
+
+
+_RAYS_CACHE: dict = {}
+
+
+def _make_rays(cameras: list[Camera]):
     import open3d as o3d
 
     rays = [
@@ -56,7 +69,7 @@ def render_mesh(shape: Shape, cameras: list[Camera], tolerance: float | None = N
     ids = prim.view(np.int32)
     normals = hits["primitive_normals"].numpy().reshape(*shape_vhw, 3)
     rot = np.stack([c.world_to_camera[:3, :3] for c in cameras]).astype(np.float32)
-    rgb = shade(np.einsum("vhwc,vc->vhw", normals, rot[:, 2, :]), hit)
+    rgb = shade((normals.reshape(len(cameras), -1, 3) @ rot[:, 2, :, None]).reshape(shape_vhw), hit)
     # open3d already reports a miss as t_hit = inf.
     pmap = point_visibility(scene, cameras, shape.points, hit)
     return Views(cameras, rgb, depth, ids, "face", pmap)
