@@ -78,7 +78,28 @@ def box_detections(found: list[ViewBoxes]) -> list[Detection]:
     ]
 
 
-class GroundingDino:
+class _HubBoxDetector:
+    """Settings and model loading shared by the open-vocabulary box detectors (Grounding DINO, OWLv2)."""
+
+    def _setup(self, key, model_class, detector, device, box_threshold, nms_iou, template, batch_size, max_boxes):
+        self.source = resolve_hub(key, detector)
+        self.box_threshold = _check_unit("box_threshold", box_threshold)
+        self.nms_iou = _check_unit("nms_iou", nms_iou)
+        self.template = check_template(template)
+        self.batch_size = _check_batch(batch_size)
+        self.max_boxes = _check_max_boxes(max_boxes)
+        self.device = torch_device(device)
+        self.processor, self.model = load_hub_model(key, self.source, model_class, "detector", self.device)
+
+    @property
+    def settings(self) -> str:
+        return (
+            f"detector={self.source},box_threshold={self.box_threshold},nms_iou={self.nms_iou},"
+            f"max_boxes={self.max_boxes},template={self.template!r}"
+        )
+
+
+class GroundingDino(_HubBoxDetector):
     """Grounding DINO: all part prompts in one caption ("the leg of a chair. the seat of a chair."); a query's
     score for a part is its highest token probability over the part's own words; each query goes to its best
     part and is kept above `box_threshold`.
@@ -105,24 +126,11 @@ class GroundingDino:
     ):
         from transformers import GroundingDinoForObjectDetection
 
-        self.source = resolve_hub("gdino", detector)
-        self.box_threshold = _check_unit("box_threshold", box_threshold)
-        self.nms_iou = _check_unit("nms_iou", nms_iou)
-        self.template = check_template(template)
-        self.batch_size = _check_batch(batch_size)
-        self.max_boxes = _check_max_boxes(max_boxes)
-        self.device = torch_device(device)
-        self.processor, self.model = load_hub_model(
-            "gdino", self.source, GroundingDinoForObjectDetection, "detector", self.device
-        )
+        self._setup(
+            "gdino", GroundingDinoForObjectDetection, detector, device, box_threshold, nms_iou, template, batch_size,
+            max_boxes,
+        )  # fmt: skip
         self.max_tokens = int(getattr(self.model.config, "max_text_len", 256))
-
-    @property
-    def settings(self) -> str:
-        return (
-            f"detector={self.source},box_threshold={self.box_threshold},nms_iou={self.nms_iou},"
-            f"max_boxes={self.max_boxes},template={self.template!r}"
-        )
 
     def captions(self, parts: list[str], category: str | None) -> list[tuple[str, np.ndarray, list[int]]]:
         """Captions covering all parts, each within the text length limit: (caption, token->part map (T,)
@@ -204,7 +212,7 @@ class GdinoBoxesTeacher:
         return box_detections(self.detector.detect_boxes(views.rgb, parts, category))
 
 
-class Owlv2BoxesTeacher:
+class Owlv2BoxesTeacher(_HubBoxDetector):
     """Box-level teacher: OWLv2 open-vocabulary boxes, one prompt per part as a separate text query.
 
     Args:
@@ -231,20 +239,10 @@ class Owlv2BoxesTeacher:
     ):
         from transformers import Owlv2ForObjectDetection
 
-        self.source = resolve_hub("owlv2", detector)
-        self.box_threshold = _check_unit("box_threshold", box_threshold)
-        self.nms_iou = _check_unit("nms_iou", nms_iou)
-        self.template = check_template(template)
-        self.batch_size = _check_batch(batch_size)
-        self.max_boxes = _check_max_boxes(max_boxes)
-        self.device = torch_device(device)
-        self.processor, self.model = load_hub_model(
-            "owlv2", self.source, Owlv2ForObjectDetection, "detector", self.device
+        self._setup(
+            "owlv2", Owlv2ForObjectDetection, detector, device, box_threshold, nms_iou, template, batch_size, max_boxes
         )
-        self.name = (
-            f"owlv2-boxes(detector={self.source},box_threshold={self.box_threshold},nms_iou={self.nms_iou},"
-            f"max_boxes={self.max_boxes},template={self.template!r})"
-        )
+        self.name = f"owlv2-boxes({self.settings})"
 
     def detect(self, views: Views, parts: list[str], category: str | None = None) -> list[Detection]:
         import torch
