@@ -58,6 +58,16 @@ def depth_tolerance(tolerance: float | None) -> float:
     return 0.02 if tolerance is None else float(tolerance)
 
 
+def pixel_of(points: np.ndarray, camera: Camera, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where (N, 3) points land in a camera's image: (inside (N,) bool, flat pixel y * W + x (N,) int64, 0
+    where outside, camera depth z (N,) float64)."""
+    uv, z = camera.project(points)
+    x = np.floor(uv[:, 0]).astype(np.int64)
+    y = np.floor(uv[:, 1]).astype(np.int64)
+    inside = (z > 0) & (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    return inside, np.where(inside, y * width + x, 0), z
+
+
 def shade(cos: np.ndarray, hit: np.ndarray) -> np.ndarray:
     """Grey Lambert shading with a headlight.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from partdistill_cli.cameras import Camera
-from partdistill_cli.render.base import Views, shade
+from partdistill_cli.render.base import Views, pixel_of, shade
 from partdistill_cli.shapes import Shape
 
 MISS = np.uint32(0xFFFFFFFF)
@@ -91,11 +91,7 @@ def point_visibility(scene, cameras: list[Camera], points: np.ndarray, hit: np.n
     t_hit = scene.cast_rays(o3d.core.Tensor(rays), nthreads=0)["t_hit"].numpy().reshape(n_views, len(pts))
     out = np.full((n_views, len(pts)), -1, dtype=np.int32)
     for v, cam in enumerate(cameras):
-        uv, z = cam.project(pts)
-        x = np.floor(uv[:, 0]).astype(np.int64)
-        y = np.floor(uv[:, 1]).astype(np.int64)
-        inside = (z > 0) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
-        flat = np.where(inside, y * w + x, 0)
+        inside, flat, _ = pixel_of(pts, cam, h, w)
         # Slack for float32 rounding: the segment has length 1 in ray units (2e-5 is ~5e-5 shape units here).
         seen = inside & (t_hit[v] >= 1.0 - 2e-5) & hit[v].reshape(-1)[flat]
         out[v] = np.where(seen, flat, -1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from partdistill_cli.cameras import Camera
-from partdistill_cli.render.base import Views, depth_tolerance, shade
+from partdistill_cli.render.base import Views, depth_tolerance, pixel_of, shade
 from partdistill_cli.shapes import Shape
 
 MAX_RADIUS_PX = 12
@@ -98,11 +98,7 @@ def splat_visibility(
     out = np.full((n_views, len(points)), -1, dtype=np.int32)
     index = np.arange(len(points))
     for v, cam in enumerate(cameras):
-        uv, z = cam.project(points)
-        x = np.floor(uv[:, 0]).astype(np.int64)
-        y = np.floor(uv[:, 1]).astype(np.int64)
-        inside = (z > 0) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
-        flat = np.where(inside, y * w + x, 0)
+        inside, flat, z = pixel_of(points, cam, h, w)
         winner = ids[v].reshape(-1)[flat].astype(np.int64)
         reach = 2.0 * (radius_px + 0.5) * z / cam.intrinsics[0, 0] + tol
         near = np.linalg.norm(points[np.maximum(winner, 0)] - points, axis=1) <= reach
