@@ -148,6 +148,14 @@ def _leg(square: bool, x: float, z: float, top: float, size: float, sections=12)
 # Categories
 
 
+def _corner_legs(b: _Builder, depth: float, width: float, inset: float, size: float, top: float, square: bool) -> None:
+    """Four legs of thickness `size` under the corners of a depth x width top at height `top`, `inset` in."""
+    for sx in (-1, 1):
+        for sz in (-1, 1):
+            x, z = sx * (depth / 2 - inset - size / 2), sz * (width / 2 - inset - size / 2)
+            b.add("leg", _leg(square, x, z, top, size))
+
+
 def _chair(rng: np.random.Generator, b: _Builder) -> None:
     depth, width = rng.uniform(0.42, 0.56), rng.uniform(0.42, 0.6)
     seat_y, seat_t = rng.uniform(0.4, 0.5), rng.uniform(0.04, 0.08)
@@ -155,10 +163,7 @@ def _chair(rng: np.random.Generator, b: _Builder) -> None:
     leg = rng.uniform(0.03, 0.06)
     square = bool(rng.random() < 0.5)
     inset = rng.uniform(0.01, 0.05)
-    for sx in (-1, 1):
-        for sz in (-1, 1):
-            x, z = sx * (depth / 2 - inset - leg / 2), sz * (width / 2 - inset - leg / 2)
-            b.add("leg", _leg(square, x, z, seat_y, leg))
+    _corner_legs(b, depth, width, inset, leg, seat_y, square)
     back_h, back_t = rng.uniform(0.35, 0.6), rng.uniform(0.03, 0.06)
     top = seat_y + seat_t
     # The back leans backwards about its bottom edge, which stays on the seat's rear edge.
@@ -207,10 +212,7 @@ def _table(rng: np.random.Generator, b: _Builder) -> None:
     leg = rng.uniform(0.04, 0.08)
     square = bool(rng.random() < 0.6)
     inset = rng.uniform(0.02, 0.08)
-    for sx in (-1, 1):
-        for sz in (-1, 1):
-            x, z = sx * (depth / 2 - inset - leg / 2), sz * (width / 2 - inset - leg / 2)
-            b.add("leg", _leg(square, x, z, leg_top, leg))
+    _corner_legs(b, depth, width, inset, leg, leg_top, square)
     if rng.random() < 0.6:
         n = int(rng.integers(1, 3))
         inner = width - 2 * (inset + leg)

@@ -51,10 +51,7 @@ def evaluate(
         TeacherChoice,
         typer.Option("--teacher", help="simulated: ground-truth part images corrupted as VLMs fail (evaluation only)."),
     ] = TeacherChoice.simulated,
-    noise: Annotated[
-        str,
-        typer.Option("--noise", help="Noise preset of the simulated teacher (clean, default, harsh) or a JSON file."),
-    ] = "default",
+    noise: opt.Noise = "default",
     method: Annotated[
         str,
         typer.Option(

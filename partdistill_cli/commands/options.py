@@ -44,3 +44,9 @@ Points = Annotated[
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed (sampling, teacher noise, student).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (inputs are never written).")]
+Noise = Annotated[
+    str,
+    typer.Option(
+        "--noise", help="Noise of the simulated teacher: a preset (clean, default, harsh) or a JSON file of settings."
+    ),
+]

@@ -43,10 +43,7 @@ def train_category(
             help="The 2D teacher. simulated corrupts the folder's ground truth and is for evaluation only.",
         ),
     ] = TeacherChoice.grounded_sam,
-    noise: Annotated[
-        str,
-        typer.Option("--noise", help="With --teacher simulated: noise preset (clean, default, harsh) or JSON file."),
-    ] = "default",
+    noise: opt.Noise = "default",
     mode: Annotated[
         ModeChoice, typer.Option("--mode", help="full: forward then backward distillation; forward: forward only.")
     ] = ModeChoice.full,
