@@ -24,6 +24,10 @@ def test_cube_seen_from_plus_z_lights_exactly_its_top_face():
     assert np.array_equal(visible, top)
     # Depth is camera z: the top face is at distance 3 - its height.
     assert np.isclose(np.nanmin(views.depth[0]), 3 - shape.points[:, 2].max(), atol=1e-4)
+    # The top face is seen head-on: its normal is the camera axis, so it is shaded evenly at full brightness.
+    hit = views.ids[0] >= 0
+    assert np.allclose(np.abs(views.facing[0][hit]), 1.0, atol=1e-5)
+    assert (views.rgb[0][hit] == 230).all() and (views.rgb[0][~hit] == 255).all()
 
 
 def test_views_shapes_and_consistency():

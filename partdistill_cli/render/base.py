@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -18,7 +19,8 @@ class Views:
 
     Attributes:
         cameras: V cameras, all of the same image size H x W.
-        rgb: (V, H, W, 3) uint8 shaded grey images on a white background (what the VLM sees).
+        facing: (V, H, W) float32 camera-space z of the surface normal seen at each pixel (either sign; any
+            value where no surface): the shading term of `rgb`.
         depth: (V, H, W) float32 camera-z depth, +inf where no surface.
         ids: (V, H, W) int32 primitive seen at each pixel (a face index for meshes, a point index for point
             clouds, see `id_kind`), -1 where no surface.
@@ -28,11 +30,19 @@ class Views:
     """
 
     cameras: list[Camera]
-    rgb: np.ndarray
+    facing: np.ndarray
     depth: np.ndarray
     ids: np.ndarray
     id_kind: Literal["face", "point"]
     pixel_of_point: np.ndarray
+
+    @cached_property
+    def rgb(self) -> np.ndarray:
+        """(V, H, W, 3) uint8 shaded grey images on a white background (what the VLM sees).
+
+        Shaded on first use: evaluation with the simulated teacher and the pixel->point map never look at it.
+        """
+        return shade(self.facing, self.ids >= 0)
 
     @property
     def n_views(self) -> int:

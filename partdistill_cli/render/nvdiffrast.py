@@ -22,7 +22,7 @@ import numpy as np
 
 from partdistill_cli.cameras import Camera
 from partdistill_cli.errors import UserError
-from partdistill_cli.render.base import Views, shade
+from partdistill_cli.render.base import Views
 from partdistill_cli.render.raycast import build_scene, point_visibility
 from partdistill_cli.shapes import Shape
 
@@ -116,7 +116,7 @@ def render_mesh(shape: Shape, cameras: list[Camera], tolerance: float | None = N
     ids, depth, cos = rasterize(shape, cameras, device)
     hit = ids >= 0
     pmap = point_visibility(build_scene(shape.vertices, shape.faces), cameras, shape.points, hit)
-    return Views(cameras, shade(cos, hit), depth, ids, "face", pmap)
+    return Views(cameras, cos, depth, ids, "face", pmap)
 
 
 def require_cuda() -> None:

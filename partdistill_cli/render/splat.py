@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from partdistill_cli.cameras import Camera
-from partdistill_cli.render.base import Views, depth_tolerance, pixel_of, shade
+from partdistill_cli.render.base import Views, depth_tolerance, pixel_of
 from partdistill_cli.shapes import Shape
 
 MAX_RADIUS_PX = 12
@@ -78,8 +78,7 @@ def render_points(
             # No normals: shade by depth so that nearer surfaces are lighter and the outline stays readable.
             zz = depth[v][hit_np]
             cos[v][hit_np] = 1.0 - (zz - zz.min()) / max(float(zz.max() - zz.min()), 1e-6) * 0.7
-    rgb = shade(cos, ids >= 0)
-    return Views(cameras, rgb, depth, ids, "point", splat_visibility(cameras, ids, pts, radius, tolerance))
+    return Views(cameras, cos, depth, ids, "point", splat_visibility(cameras, ids, pts, radius, tolerance))
 
 
 def splat_visibility(
