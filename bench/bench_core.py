@@ -21,13 +21,21 @@ import numpy as np
 
 
 def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up (first open3d / torch call pays one-time costs)
-    times = []
+    return median_times([fn], repeats)[0]
+
+
+def median_times(fns, repeats: int) -> list[float]:
+    """Median wall time of each function, run in turn (round robin) so that a slow spell of the machine
+    weighs on every one of them alike, not on whichever happened to run then."""
+    for fn in fns:
+        fn()  # warm-up (first open3d / torch call pays one-time costs)
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times, strict=True):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) for ts in times]
 
 
 def main() -> None:
@@ -52,13 +60,15 @@ def main() -> None:
         shape = from_mesh(mesh.vertices, mesh.faces, 10000)
         scene = build_scene(shape.vertices, shape.faces)
         rays = camera_rays(cams)
-        cast = median_time(lambda scene=scene, rays=rays: scene.cast_rays(rays, nthreads=0), args.repeats)
         # A bare use of RaycastingScene builds its scene (BVH) and casts the same rays.
-        bare = median_time(
-            lambda shape=shape, rays=rays: build_scene(shape.vertices, shape.faces).cast_rays(rays, nthreads=0),
+        cast, bare, full = median_times(
+            [
+                lambda scene=scene, rays=rays: scene.cast_rays(rays, nthreads=0),
+                lambda shape=shape, rays=rays: build_scene(shape.vertices, shape.faces).cast_rays(rays, nthreads=0),
+                lambda shape=shape: render(shape, cams),
+            ],
             args.repeats,
         )
-        full = median_time(lambda shape=shape: render(shape, cams), args.repeats)
         note = f"bare build+cast {bare:.3f} s (cast only {cast:.3f} s), ratio {full / bare:.2f}x (target <= 1.3x)"
         rows.append((f"render mesh {label}, 10x512², 10k points", full, note))
 
