@@ -16,6 +16,7 @@ import numpy as np
 from partdistill_cli.errors import UserError
 
 MESH_SUFFIXES = {".obj", ".ply", ".glb", ".gltf", ".off", ".stl"}
+GLTF_SUFFIXES = {".glb", ".gltf"}
 CLOUD_SUFFIXES = {".ply", ".xyz", ".txt", ".pts", ".npy", ".npz", ".pcd"}
 SUPPORTED_SUFFIXES = MESH_SUFFIXES | CLOUD_SUFFIXES
 
@@ -172,7 +173,36 @@ def _obj_in_file_order(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     return np.asarray(vertices, dtype=np.float64).reshape(-1, 3), np.asarray(faces, dtype=np.int64).reshape(-1, 3)
 
 
-def _load_trimesh(path: Path):
+def _gltf_in_file_order(path: Path, scene) -> tuple[np.ndarray, np.ndarray] | None:
+    """(vertices, triangles) of a glTF scene in document order, or None when the scene has one mesh instance.
+
+    Document order: nodes depth-first from the scene's roots, children in listed order, each mesh's primitives
+    in order. trimesh walks the node tree with a stack (last root first), so a scene of several nodes comes
+    out reversed; open3d's glTF reader (tinygltf) visits the nodes in document order and applies their
+    transforms, so it is used for the order. The two must agree on the triangle count, or the order cannot be
+    trusted.
+    """
+    instances = scene.graph.nodes_geometry
+    if len(instances) < 2:
+        return None
+    import open3d as o3d
+
+    expected = sum(len(getattr(scene.geometry[scene.graph[node][1]], "faces", ())) for node in instances)
+    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+        mesh = o3d.io.read_triangle_mesh(str(path))
+    faces = np.asarray(mesh.triangles, dtype=np.int64)
+    if len(faces) != expected:
+        from partdistill_cli.console import console
+
+        console.print(
+            f"[yellow]warning:[/] {path}: could not establish the glTF document's face order (open3d reads "
+            f"{len(faces)} triangles, trimesh {expected}); faces follow trimesh's scene order instead"
+        )
+        return None
+    return np.asarray(mesh.vertices, dtype=np.float64), faces
+
+
+def _load_trimesh(path: Path, merge: bool = True):
     import trimesh
 
     try:
@@ -182,9 +212,16 @@ def _load_trimesh(path: Path):
     if isinstance(loaded, trimesh.Scene):
         if not loaded.geometry:
             raise ShapeError(f"{path}: the file holds no geometry")
-        # A scene's geometries are merged in the scene graph's order with their transforms applied.
-        loaded = loaded.to_geometry() if hasattr(loaded, "to_geometry") else loaded.dump(concatenate=True)
+        if merge:
+            loaded = _merge_scene(loaded)
     return loaded
+
+
+def _merge_scene(scene):
+    """One geometry from a trimesh scene: its instances concatenated in the scene graph's order, transformed."""
+    if not hasattr(scene, "graph"):
+        return scene
+    return scene.to_geometry() if hasattr(scene, "to_geometry") else scene.dump(concatenate=True)
 
 
 def _read_cloud_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -232,7 +269,7 @@ def _split_columns(path: Path, arr: np.ndarray, normals: np.ndarray | None):
 def load_shape(path: str | Path, n_points: int = 2048, seed: int = 0, need_mesh: bool = False) -> Shape:
     """Load a mesh (OBJ, PLY, GLB/GLTF, OFF, STL) or a point cloud (PLY, XYZ/TXT, NPY/NPZ, PCD).
 
-    A mesh keeps its file's face order; `n_points` area-weighted surface samples (seeded) become its points.
+    A mesh keeps its file's face order (a glTF scene: nodes depth-first in document order); `n_points` area-weighted surface samples (seeded) become its points.
     A point cloud keeps all its points in file order. Raises `ShapeError` with a readable message on any
     problem (missing file, unknown extension, empty or corrupt file, NaN coordinates, too few points).
     """
@@ -260,7 +297,12 @@ def load_shape(path: str | Path, n_points: int = 2048, seed: int = 0, need_mesh:
         if in_order is not None:
             return from_mesh(in_order[0], in_order[1], n_points, seed, name)
     if suffix in MESH_SUFFIXES:
-        loaded = _load_trimesh(path)
+        loaded = _load_trimesh(path, merge=suffix not in GLTF_SUFFIXES)
+        if suffix in GLTF_SUFFIXES and hasattr(loaded, "graph"):
+            in_order = _gltf_in_file_order(path, loaded)
+            if in_order is not None:
+                return from_mesh(in_order[0], in_order[1], n_points, seed, name)
+            loaded = _merge_scene(loaded)
         faces = getattr(loaded, "faces", None)
         if faces is not None and len(faces) > 0:
             return from_mesh(loaded.vertices, faces, n_points, seed, name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -28,3 +30,62 @@ def two_box_mesh() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     faces = np.concatenate([tower.faces, base.faces + len(tower.vertices)])
     labels = np.concatenate([np.zeros(len(tower.faces), int), np.ones(len(base.faces), int)])
     return vertices, faces, labels
+
+
+def write_glb(path: Path, meshes: list[list[tuple[np.ndarray, np.ndarray]]], roots: list[dict]) -> None:
+    """Write a minimal binary glTF: `meshes` is a list of meshes, each a list of (vertices, triangles)
+    primitives; `roots` are the scene's root nodes in document order, each a glTF node dict ({"mesh": i,
+    "translation": [...], "scale": [...], "children": [node dicts]}), flattened depth-first into `nodes`.
+
+    Written by hand because the test needs node and primitive orders that an exporter would choose itself.
+    """
+    blob, views, accessors = bytearray(), [], []
+
+    def add(array: np.ndarray, target: int, component: int, kind: str) -> int:
+        data = array.tobytes()
+        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": len(data), "target": target})
+        blob.extend(data + b"\0" * (-len(data) % 4))
+        accessor = {"bufferView": len(views) - 1, "componentType": component, "count": len(array), "type": kind}
+        if kind == "VEC3":
+            accessor |= {"min": array.min(0).tolist(), "max": array.max(0).tolist()}
+        accessors.append(accessor)
+        return len(accessors) - 1
+
+    gl_meshes = []
+    for primitives in meshes:
+        gl_meshes.append(
+            {
+                "primitives": [
+                    {
+                        "attributes": {"POSITION": add(np.asarray(v, np.float32), 34962, 5126, "VEC3")},
+                        "indices": add(np.asarray(f, np.uint32).reshape(-1), 34963, 5125, "SCALAR"),
+                    }
+                    for v, f in primitives
+                ]
+            }
+        )
+    nodes: list[dict] = []
+
+    def flatten(node: dict) -> int:
+        index = len(nodes)
+        nodes.append({k: v for k, v in node.items() if k != "children"})
+        if node.get("children"):
+            nodes[index]["children"] = [flatten(child) for child in node["children"]]
+        return index
+
+    scene = {"nodes": [flatten(root) for root in roots]}
+    header = {
+        "asset": {"version": "2.0"},
+        "scene": 0,
+        "scenes": [scene],
+        "nodes": nodes,
+        "meshes": gl_meshes,
+        "accessors": accessors,
+        "bufferViews": views,
+        "buffers": [{"byteLength": len(blob)}],
+    }
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 4)
+    total = 12 + 8 + len(text) + 8 + len(blob)
+    out = struct.pack("<III", 0x46546C67, 2, total) + struct.pack("<II", len(text), 0x4E4F534A) + text
+    Path(path).write_bytes(out + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob))

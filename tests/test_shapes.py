@@ -4,6 +4,8 @@ import trimesh
 
 from partdistill_cli.shapes import ShapeError, from_mesh, from_points, load_shape
 
+from helpers import write_glb
+
 
 def test_mesh_is_normalised_and_transform_kept(tmp_path):
     mesh = trimesh.creation.box(extents=(2.0, 4.0, 6.0))
@@ -125,3 +127,42 @@ def test_multi_material_obj_keeps_file_face_order(tmp_path):
     (tmp_path / "mm.obj").write_text("\n".join(lines) + "\n")
     shape = load_shape(tmp_path / "mm.obj", n_points=50)
     assert shape.faces.tolist() == [[0, 1, 2], [1, 3, 2], [0, 1, 4], [1, 5, 4], [1, 4, 0]]
+
+
+def _strip(n: int, height: float) -> tuple[np.ndarray, np.ndarray]:
+    """n separate triangles at one height: a primitive recognisable by its z."""
+    x = np.arange(n, dtype=float)[:, None]
+    vertices = np.stack(
+        [
+            np.hstack([x, 0 * x, 0 * x + height]),
+            np.hstack([x + 1, 0 * x, 0 * x + height]),
+            np.hstack([x, 0 * x + 1, 0 * x + height]),
+        ],
+        axis=1,
+    ).reshape(-1, 3)
+    return vertices, np.arange(3 * n).reshape(n, 3)
+
+
+def test_gltf_scene_keeps_document_face_order_and_node_transforms(tmp_path):
+    # Three meshes (the second with two primitives). Nodes: mesh 2 lifted by 10, whose child is mesh 0
+    # scaled 2x in z (then lifted with its parent), then mesh 1. trimesh alone returns these reversed.
+    meshes = [[_strip(3, 1.0)], [_strip(2, 2.0), _strip(4, 3.0)], [_strip(5, 4.0)]]
+    roots = [
+        {"mesh": 2, "translation": [0, 0, 10], "children": [{"mesh": 0, "scale": [1, 1, 2]}]},
+        {"mesh": 1},
+    ]
+    write_glb(tmp_path / "scene.glb", meshes, roots)
+    shape = load_shape(tmp_path / "scene.glb", n_points=100)
+    z = shape.to_original(shape.vertices)[shape.faces][:, :, 2].mean(axis=1)
+    assert np.allclose(z, [14.0] * 5 + [12.0] * 3 + [2.0] * 2 + [3.0] * 4, atol=1e-5)
+    # The same triangles as trimesh's merge of the scene, only in another order.
+    merged = trimesh.load(tmp_path / "scene.glb", process=False).to_geometry()
+    ours = np.sort(shape.to_original(shape.vertices)[shape.faces].reshape(-1, 9), axis=1)
+    theirs = np.sort(merged.vertices[merged.faces].reshape(-1, 9), axis=1)
+    assert np.allclose(ours[np.lexsort(ours.T)], theirs[np.lexsort(theirs.T)], atol=1e-5)
+
+
+def test_single_mesh_glb_loads(tmp_path):
+    write_glb(tmp_path / "one.glb", [[_strip(4, 0.5)]], [{"mesh": 0}])
+    shape = load_shape(tmp_path / "one.glb", n_points=20)
+    assert shape.faces.shape == (4, 3) and shape.n_points == 20
