@@ -196,7 +196,8 @@ def _gltf_in_file_order(path: Path, scene) -> tuple[np.ndarray, np.ndarray] | No
 
         console.print(
             f"[yellow]warning:[/] {path}: could not establish the glTF document's face order (open3d reads "
-            f"{len(faces)} triangles, trimesh {expected}); faces follow trimesh's scene order instead"
+            f"{len(faces)} triangles, trimesh {expected}); faces follow trimesh's scene order instead",
+            soft_wrap=True,
         )
         return None
     return np.asarray(mesh.vertices, dtype=np.float64), faces
