@@ -188,6 +188,8 @@ def _gltf_in_file_order(path: Path, scene) -> tuple[np.ndarray, np.ndarray] | No
     import open3d as o3d
 
     expected = sum(len(getattr(scene.geometry[scene.graph[node][1]], "faces", ())) for node in instances)
+    if expected == 0:
+        return None  # no triangles at all: the caller reports it (or reads the points)
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
         mesh = o3d.io.read_triangle_mesh(str(path))
     faces = np.asarray(mesh.triangles, dtype=np.int64)
@@ -270,9 +272,10 @@ def _split_columns(path: Path, arr: np.ndarray, normals: np.ndarray | None):
 def load_shape(path: str | Path, n_points: int = 2048, seed: int = 0, need_mesh: bool = False) -> Shape:
     """Load a mesh (OBJ, PLY, GLB/GLTF, OFF, STL) or a point cloud (PLY, XYZ/TXT, NPY/NPZ, PCD).
 
-    A mesh keeps its file's face order (a glTF scene: nodes depth-first in document order); `n_points` area-weighted surface samples (seeded) become its points.
-    A point cloud keeps all its points in file order. Raises `ShapeError` with a readable message on any
-    problem (missing file, unknown extension, empty or corrupt file, NaN coordinates, too few points).
+    A mesh keeps its file's face order (a glTF scene: nodes depth-first in document order); `n_points`
+    area-weighted surface samples (seeded) become its points. A point cloud keeps all its points in file
+    order. Raises `ShapeError` with a readable message on any problem (missing file, unknown extension, empty
+    or corrupt file, NaN coordinates, too few points).
     """
     path = Path(path)
     if not path.exists():
