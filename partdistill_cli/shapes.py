@@ -205,7 +205,7 @@ def _gltf_in_file_order(path: Path, scene) -> tuple[np.ndarray, np.ndarray] | No
     return np.asarray(mesh.vertices, dtype=np.float64), faces
 
 
-def _load_trimesh(path: Path, merge: bool = True):
+def _load_trimesh(path: Path):
     import trimesh
 
     try:
@@ -215,16 +215,12 @@ def _load_trimesh(path: Path, merge: bool = True):
     if isinstance(loaded, trimesh.Scene):
         if not loaded.geometry:
             raise ShapeError(f"{path}: the file holds no geometry")
-        if merge:
-            loaded = _merge_scene(loaded)
+        in_order = _gltf_in_file_order(path, loaded) if path.suffix.lower() in GLTF_SUFFIXES else None
+        if in_order is not None:
+            return trimesh.Trimesh(in_order[0], in_order[1], process=False)
+        # Other scenes: geometries merged in the scene graph's order with their transforms applied.
+        loaded = loaded.to_geometry() if hasattr(loaded, "to_geometry") else loaded.dump(concatenate=True)
     return loaded
-
-
-def _merge_scene(scene):
-    """One geometry from a trimesh scene: its instances concatenated in the scene graph's order, transformed."""
-    if not hasattr(scene, "graph"):
-        return scene
-    return scene.to_geometry() if hasattr(scene, "to_geometry") else scene.dump(concatenate=True)
 
 
 def _read_cloud_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -301,12 +297,7 @@ def load_shape(path: str | Path, n_points: int = 2048, seed: int = 0, need_mesh:
         if in_order is not None:
             return from_mesh(in_order[0], in_order[1], n_points, seed, name)
     if suffix in MESH_SUFFIXES:
-        loaded = _load_trimesh(path, merge=suffix not in GLTF_SUFFIXES)
-        if suffix in GLTF_SUFFIXES and hasattr(loaded, "graph"):
-            in_order = _gltf_in_file_order(path, loaded)
-            if in_order is not None:
-                return from_mesh(in_order[0], in_order[1], n_points, seed, name)
-            loaded = _merge_scene(loaded)
+        loaded = _load_trimesh(path)
         faces = getattr(loaded, "faces", None)
         if faces is not None and len(faces) > 0:
             return from_mesh(loaded.vertices, faces, n_points, seed, name)

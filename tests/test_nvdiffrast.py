@@ -128,7 +128,7 @@ def test_matches_the_cpu_ray_caster(fake_nvdiffrast):
 def test_nvdiffrast_without_cuda_is_a_clear_user_error():
     shape = scene_shape()
     if nvd.available():
-        pytest.skip("CUDA and nvdiffrast are present here")
+        pytest.skip("checks the error raised without CUDA, but CUDA and nvdiffrast are present here")
     with pytest.raises(UserError, match="nvdiffrast renderer needs"):
         resolve_renderer("nvdiffrast", shape)
     with pytest.raises(UserError, match="--renderer raycast"):

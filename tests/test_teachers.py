@@ -237,7 +237,7 @@ def test_registry_lists_every_teacher_and_rejects_unknown_names():
 
 def test_cuda_without_a_gpu_is_a_teacher_error(tiny):
     if torch.cuda.is_available():
-        pytest.skip("a GPU is present")
+        pytest.skip("checks the error raised without a GPU, but a GPU is present here")
     with pytest.raises(TeacherError, match="CUDA is not available"):
         make_teacher("clipseg", device="cuda", **tiny["clipseg"])
 

@@ -120,6 +120,30 @@ def build_tiny_gdino(directory: Path) -> Path:
     return directory
 
 
+def _clip_towers(layers: int) -> tuple[dict, dict]:
+    """Tiny CLIP text and vision tower configs (32 wide, 64 px images, the tiny CLIP tokenizer's ids)."""
+    text = {
+        "vocab_size": 514,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 2,
+        "max_position_embeddings": 16,
+        "bos_token_id": 512,
+        "eos_token_id": 513,
+        "pad_token_id": 0,
+    }
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 2,
+        "image_size": 64,
+        "patch_size": 16,
+    }
+    return text, vision
+
+
 def build_tiny_owlv2(directory: Path) -> Path:
     """A tiny OWLv2 (ViT + CLIP text, projection_dim == text hidden size) at 64 px, with its processor."""
     from transformers import (
@@ -131,25 +155,7 @@ def build_tiny_owlv2(directory: Path) -> Path:
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    text = {
-        "vocab_size": 514,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "max_position_embeddings": 16,
-        "bos_token_id": 512,
-        "eos_token_id": 513,
-        "pad_token_id": 0,
-    }
-    vision = {
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "image_size": 64,
-        "patch_size": 16,
-    }
+    text, vision = _clip_towers(layers=1)
     config = Owlv2Config(text_config=text, vision_config=vision, projection_dim=32)
     model = Owlv2ForObjectDetection(config).eval()
     # Random box-head weights saturate the sigmoid into zero-size boxes; with a zero last layer every patch
@@ -175,25 +181,7 @@ def build_tiny_clipseg(directory: Path) -> Path:
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    text = {
-        "vocab_size": 514,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "max_position_embeddings": 16,
-        "bos_token_id": 512,
-        "eos_token_id": 513,
-        "pad_token_id": 0,
-    }
-    vision = {
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "image_size": 64,
-        "patch_size": 16,
-    }
+    text, vision = _clip_towers(layers=2)
     config = CLIPSegConfig(
         text_config=text,
         vision_config=vision,
