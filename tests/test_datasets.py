@@ -87,6 +87,68 @@ def test_labeled_mesh_folder_round_trip_keeps_faces_and_labels(tmp_path):
     assert len(single) == 1 and single[0].name == "chair_1"
 
 
+def _one_chair_three_files(root: Path) -> dict[str, Path]:
+    """The same labeled chair as a PLY, a multi-node GLB (one node per part, one node a child with its own
+    transform) and a multi-material OBJ, each in its own labelled-mesh folder with the same face labels.
+
+    Faces are grouped by part so that the GLB's document order (node by node) is the file order of all three.
+    Vertices are float32 values, which every format stores exactly.
+    """
+    from helpers import write_glb
+
+    vertices, faces, labels, parts = procedural.generate("chair", 0)
+    order = np.argsort(labels, kind="stable")
+    faces, labels = faces[order], labels[order]
+    vertices = vertices.astype(np.float32).astype(np.float64)
+    present = list(dict.fromkeys(labels.tolist()))
+    lift = np.array([0.0, 0.5, 0.0])
+    meshes = []
+    for i, part in enumerate(present):
+        own = faces[labels == part]
+        used, local = np.unique(own, return_inverse=True)
+        # The first node is moved up by its transform, so its stored vertices sit lower by as much.
+        meshes.append([(vertices[used] - (lift if i == 0 else 0.0), local.reshape(-1, 3))])
+    roots = [{"mesh": 0, "translation": lift.tolist(), "children": [{"mesh": 1, "translation": (-lift).tolist()}]}]
+    roots += [{"mesh": i} for i in range(2, len(present))]
+    folders = {fmt: root / fmt for fmt in ("ply", "glb", "obj")}
+    for fmt, folder in folders.items():
+        _write_meta(folder, "chair", parts)
+        np.save(folder / "chair.face_labels.npy", labels)
+    import trimesh
+
+    trimesh.Trimesh(vertices, faces, process=False).export(folders["ply"] / "chair.ply")
+    write_glb(folders["glb"] / "chair.glb", meshes, roots)
+    # Two materials alternating by part: a reader that groups faces by material reorders them.
+    (folders["obj"] / "chair.mtl").write_text("newmtl a\nKd 1 0 0\nnewmtl b\nKd 0 1 0\n")
+    lines = ["mtllib chair.mtl"] + [f"v {x!r} {y!r} {z!r}" for x, y, z in vertices.tolist()]
+    for i, part in enumerate(present):
+        lines.append(f"usemtl {'ab'[i % 2]}")
+        lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces[labels == part].tolist()]
+    (folders["obj"] / "chair.obj").write_text("\n".join(lines) + "\n")
+    return folders
+
+
+def test_one_labeled_shape_gives_the_same_face_labels_and_score_from_ply_glb_and_obj(tmp_path):
+    from partdistill_cli.evaluate import EvalConfig, run_evaluation
+    from partdistill_cli.pipeline import RenderSettings
+    from partdistill_cli.teachers.simulated import load_noise
+
+    folders = _one_chair_three_files(tmp_path)
+    loaded = {fmt: load_dataset(folder, n_points=1500, seed=0)[0] for fmt, folder in folders.items()}
+    reference = loaded["ply"]
+    triangles = reference.shape.to_original(reference.shape.vertices)[reference.shape.faces]
+    config = EvalConfig(["vote-fill"], load_noise("clean"), "clean", RenderSettings(6, 128))
+    scores = {fmt: run_evaluation([ls], config)["summary"]["vote-fill"]["mean_over_shapes"] for fmt, ls in loaded.items()}
+    for fmt, ls in loaded.items():
+        assert np.array_equal(ls.face_labels, reference.face_labels), fmt
+        # Face i is the same triangle whichever file it was read from, so label i names the same surface.
+        assert np.allclose(ls.shape.to_original(ls.shape.vertices)[ls.shape.faces], triangles, atol=1e-5), fmt
+        assert np.array_equal(ls.point_labels, reference.point_labels), fmt
+    assert scores["ply"] > 0.9
+    assert scores["glb"] == pytest.approx(scores["ply"], abs=1e-6)
+    assert scores["obj"] == pytest.approx(scores["ply"], abs=1e-6)
+
+
 def test_labeled_mesh_handwritten_obj(tmp_path):
     _write_meta(tmp_path, "box", ["bottom", "roof"])
     _write_obj(tmp_path)
