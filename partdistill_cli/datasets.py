@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import json
-import warnings
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -37,6 +36,7 @@ from partdistill_cli.shapes import (
     from_mesh,
     from_points,
     load_shape,
+    read_mesh,
 )
 
 FORMATS = ("auto", "shapenetpart", "labeled-mesh", "partnet-mobility")
@@ -447,29 +447,6 @@ def _read_labels(path: Path, n_parts: int) -> np.ndarray:
             f"found {labels.min()}..{labels.max()}"
         )
     return labels
-
-
-def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(V, 3) float64 vertices and (F, 3) int64 faces of a mesh file, faces in file order.
-
-    OBJ is read with trimesh's `maintain_order` so that neither vertices nor faces are reordered (polygons
-    with more than 3 sides become several triangles in place). A multi-part scene is merged in the order
-    trimesh lists its geometry.
-    """
-    import trimesh
-
-    kwargs = {"maintain_order": True, "skip_materials": True} if path.suffix.lower() == ".obj" else {}
-    try:
-        with warnings.catch_warnings():
-            # Textures referenced by .mtl files are often missing; they do not matter for geometry.
-            warnings.simplefilter("ignore")
-            mesh = trimesh.load(str(path), process=False, force="mesh", **kwargs)
-    except Exception as exc:  # trimesh raises many types for a bad file; all mean "cannot read"
-        raise DatasetError(f"{path}: cannot read the mesh ({type(exc).__name__}: {exc})") from exc
-    faces = np.asarray(getattr(mesh, "faces", np.zeros((0, 3))), dtype=np.int64)
-    if faces.ndim != 2 or len(faces) == 0:
-        raise DatasetError(f"{path}: the file holds no triangle faces")
-    return np.asarray(mesh.vertices, dtype=np.float64), faces
 
 
 # ---------------------------------------------------------------------------------------------------------

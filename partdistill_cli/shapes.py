@@ -206,10 +206,15 @@ def _gltf_in_file_order(path: Path, scene) -> tuple[np.ndarray, np.ndarray] | No
 
 
 def _load_trimesh(path: Path):
+    import warnings
+
     import trimesh
 
     try:
-        loaded = trimesh.load(str(path), process=False, force=None)
+        with warnings.catch_warnings():
+            # Textures named by an OBJ's .mtl are often missing; they do not matter for geometry.
+            warnings.simplefilter("ignore")
+            loaded = trimesh.load(str(path), process=False, force=None)
     except Exception as exc:  # trimesh raises many types for a bad file; all mean "cannot read"
         raise ShapeError(f"{path}: cannot read the file ({type(exc).__name__}: {exc})") from exc
     if isinstance(loaded, trimesh.Scene):
@@ -221,6 +226,38 @@ def _load_trimesh(path: Path):
         # Other scenes: geometries merged in the scene graph's order with their transforms applied.
         loaded = loaded.to_geometry() if hasattr(loaded, "to_geometry") else loaded.dump(concatenate=True)
     return loaded
+
+
+def _read_in_file_order(path: Path) -> tuple[np.ndarray | None, np.ndarray | None, object]:
+    """(vertices (V, 3) float64, faces (F, 3) int64, trimesh's object or None) of a mesh file, faces in the
+    file's order; vertices and faces are None when the file holds no triangles (its points are then read from
+    trimesh's object)."""
+    if path.suffix.lower() == ".obj":
+        try:
+            in_order = _obj_in_file_order(path)
+        except ValueError as exc:
+            raise ShapeError(f"{path}: cannot read the OBJ file ({exc})") from exc
+        if in_order is not None:
+            return in_order[0], in_order[1], None
+    loaded = _load_trimesh(path)
+    faces = getattr(loaded, "faces", None)
+    if faces is None or len(faces) == 0:
+        return None, None, loaded
+    return np.asarray(loaded.vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64), loaded
+
+
+def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(V, 3) float64 vertices and (F, 3) int64 triangles of a mesh file, faces in the file's order.
+
+    The one mesh reader: `load_shape` and the data-set loaders both use it, so per-face ground truth and
+    per-face outputs refer to the same faces whichever of them read the file. Raises `ShapeError` when the
+    file cannot be read or holds no triangles.
+    """
+    path = Path(path)
+    vertices, faces, _ = _read_in_file_order(path)
+    if faces is None:
+        raise ShapeError(f"{path}: the file holds no triangle faces")
+    return vertices, faces
 
 
 def _read_cloud_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -289,18 +326,10 @@ def load_shape(path: str | Path, n_points: int = 2048, seed: int = 0, need_mesh:
     if n_points < 1:
         raise ShapeError(f"--points must be at least 1, got {n_points}")
     name = path.stem
-    if suffix == ".obj":
-        try:
-            in_order = _obj_in_file_order(path)
-        except ValueError as exc:
-            raise ShapeError(f"{path}: cannot read the OBJ file ({exc})") from exc
-        if in_order is not None:
-            return from_mesh(in_order[0], in_order[1], n_points, seed, name)
     if suffix in MESH_SUFFIXES:
-        loaded = _load_trimesh(path)
-        faces = getattr(loaded, "faces", None)
-        if faces is not None and len(faces) > 0:
-            return from_mesh(loaded.vertices, faces, n_points, seed, name)
+        vertices, faces, loaded = _read_in_file_order(path)
+        if faces is not None:
+            return from_mesh(vertices, faces, n_points, seed, name)
         if suffix not in CLOUD_SUFFIXES:
             raise ShapeError(f"{path}: the mesh has no faces")
         vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))))
