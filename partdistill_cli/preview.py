@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from partdistill_cli.colors import UNLABELED_COLOR, colors_of, part_colors
 from partdistill_cli.io_utils import atomic_path
 from partdistill_cli.knowledge import Detection, Labels
-from partdistill_cli.outputs import UNLABELED_COLOR, colors_of, part_colors
 from partdistill_cli.render.base import BACKGROUND, Views
 from partdistill_cli.shapes import Shape
 

@@ -19,25 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from partdistill_cli.teachers.base import TeacherError
+from partdistill_cli.device import DeviceError, resolve_device
+from partdistill_cli.errors import TeacherError
+from partdistill_cli.store import CACHE_ENV as CACHE_ENV
+from partdistill_cli.store import cache_root
+from partdistill_cli.teachers.specs import WEIGHT_SOURCES
+from partdistill_cli.teachers.specs import option_env as option_env
 
-CACHE_ENV = "PARTDISTILL_CACHE"
-
-
-@dataclass(frozen=True)
-class HubModel:
-    """A Hugging Face model a teacher can use: its kind, the env variable that overrides it, its default id."""
-
-    what: str
-    env: str
-    default: str
-
-
-HUB_MODELS = {
-    "gdino": HubModel("Grounding DINO", "PARTDISTILL_GDINO", "IDEA-Research/grounding-dino-tiny"),
-    "owlv2": HubModel("OWLv2", "PARTDISTILL_OWLV2", "google/owlv2-base-patch16-ensemble"),
-    "clipseg": HubModel("CLIPSeg", "PARTDISTILL_CLIPSEG", "CIDAS/clipseg-rd64-refined"),
-}
+# The Hugging Face models the teachers load, keyed as in `teachers.specs.WEIGHT_SOURCES` (declared there once).
+HUB_MODELS = {k: s for k, s in WEIGHT_SOURCES.items() if s.kind == "hub"}
 
 
 @dataclass(frozen=True)
@@ -66,29 +56,8 @@ SAM_CHECKPOINTS = {
         "sam_vit_h_4b8939.pth", "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e", 2_564_550_879
     ),
 }
-SAM_ENV = "PARTDISTILL_SAM"
-SAM_DEFAULT = "vit_b"
-
-# teacher -> constructor option -> environment variable that supplies the same weights.
-TEACHER_WEIGHT_ENV = {
-    "grounded-sam": {"detector": HUB_MODELS["gdino"].env, "segmenter": SAM_ENV},
-    "gdino-boxes": {"detector": HUB_MODELS["gdino"].env},
-    "owlv2-boxes": {"detector": HUB_MODELS["owlv2"].env},
-    "clipseg": {"clipseg": HUB_MODELS["clipseg"].env},
-}
-
-
-def option_env(teacher: str, option: str) -> str:
-    """The environment variable that plays the role of `teacher`'s weight option `option`."""
-    try:
-        return TEACHER_WEIGHT_ENV[teacher][option]
-    except KeyError:
-        raise ValueError(f"teacher {teacher!r} has no weight option {option!r}") from None
-
-
-def cache_root() -> Path:
-    """partdistill's cache root: $PARTDISTILL_CACHE, else ~/.cache/partdistill."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "partdistill").expanduser()
+SAM_ENV = WEIGHT_SOURCES["sam"].env
+SAM_DEFAULT = WEIGHT_SOURCES["sam"].default
 
 
 def weights_dir() -> Path:
@@ -101,18 +70,13 @@ def offline() -> bool:
 
 
 def torch_device(device: str | None):
-    """A torch.device: `device` as given, or CUDA when present, else CPU for None / "auto"."""
+    """A torch.device for `device` ("auto" or None: CUDA when present, else CPU); see `device.resolve_device`."""
     import torch
 
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise TeacherError(f"unknown device {device!r} ({exc})") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TeacherError(f"device {device!r} was asked for but CUDA is not available (use --device cpu)")
-    return dev
+        return torch.device(resolve_device(device))
+    except DeviceError as exc:
+        raise TeacherError(str(exc)) from exc
 
 
 def _looks_like_path(source: str) -> bool:

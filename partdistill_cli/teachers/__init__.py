@@ -1,4 +1,4 @@
-"""Teacher registry: name -> factory. Real VLM teachers are imported only when asked for."""
+"""Teacher registry: name -> `TeacherSpec` (see `specs`). Real VLM teachers are imported only when asked for."""
 
 from __future__ import annotations
 
@@ -6,27 +6,21 @@ import importlib
 from typing import Any
 
 from partdistill_cli.teachers.base import Teacher, TeacherError
+from partdistill_cli.teachers.specs import DEFAULT_TEACHER, REAL_TEACHERS, TEACHER_SPECS, TeacherSpec
 
-# name -> "module:factory"; the factory takes keyword options and returns a Teacher.
-TEACHERS: dict[str, str] = {
-    "grounded-sam": "partdistill_cli.teachers.grounded_sam:GroundedSamTeacher",
-    "gdino-boxes": "partdistill_cli.teachers.boxes:GdinoBoxesTeacher",
-    "owlv2-boxes": "partdistill_cli.teachers.boxes:Owlv2BoxesTeacher",
-    "clipseg": "partdistill_cli.teachers.clipseg:ClipSegTeacher",
-    "simulated": "partdistill_cli.teachers.simulated:SimulatedTeacher",
-}
-DEFAULT_TEACHER = "grounded-sam"
+TEACHERS = TEACHER_SPECS
 
 
-def register_teacher(name: str, target: str) -> None:
-    TEACHERS[name] = target
+def register_teacher(spec: TeacherSpec) -> None:
+    """Add a teacher (or replace one of the same name); `make_teacher(spec.name, ...)` then builds it."""
+    TEACHERS[spec.name] = spec
 
 
 def make_teacher(name: str, **options: Any) -> Teacher:
     """Build the teacher registered as `name` with `options`; unknown names raise ValueError."""
     if name not in TEACHERS:
         raise ValueError(f"unknown teacher {name!r}; choose from {', '.join(sorted(TEACHERS))}")
-    module, attr = TEACHERS[name].split(":")
+    module, attr = TEACHERS[name].factory.split(":")
     try:
         return getattr(importlib.import_module(module), attr)(**options)
     except ModuleNotFoundError as exc:
@@ -36,4 +30,13 @@ def make_teacher(name: str, **options: Any) -> Teacher:
         ) from exc
 
 
-__all__ = ["DEFAULT_TEACHER", "TEACHERS", "Teacher", "TeacherError", "make_teacher", "register_teacher"]
+__all__ = [
+    "DEFAULT_TEACHER",
+    "REAL_TEACHERS",
+    "TEACHERS",
+    "Teacher",
+    "TeacherError",
+    "TeacherSpec",
+    "make_teacher",
+    "register_teacher",
+]

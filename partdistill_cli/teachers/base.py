@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from partdistill_cli.errors import UserError
-from partdistill_cli.knowledge import Detection
-from partdistill_cli.render.base import Views
+from partdistill_cli.errors import TeacherError
 
-
-class TeacherError(UserError, RuntimeError):
-    """A teacher cannot run (missing weights, missing package); the message says how to fix it."""
+if TYPE_CHECKING:
+    from partdistill_cli.knowledge import Detection
+    from partdistill_cli.render.base import Views
 
 
 class Teacher(Protocol):
@@ -25,3 +23,6 @@ class Teacher(Protocol):
     def detect(self, views: Views, parts: list[str], category: str | None = None) -> list[Detection]:
         """Detections for every view of `views` (their `view` field indexes `views.cameras`)."""
         ...
+
+
+__all__ = ["Teacher", "TeacherError"]

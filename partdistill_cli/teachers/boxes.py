@@ -13,6 +13,7 @@ import numpy as np
 from partdistill_cli.knowledge import Detection
 from partdistill_cli.render.base import Views
 from partdistill_cli.teachers.prompts import DEFAULT_TEMPLATE, check_template, part_prompts, part_span
+from partdistill_cli.teachers.specs import GDINO_BOX_THRESHOLD, TEACHER_SPECS
 from partdistill_cli.weights import load_hub_model, resolve_hub, torch_device
 
 MIN_BOX_PX = 1.0
@@ -118,7 +119,7 @@ class GroundingDino(_HubBoxDetector):
         self,
         detector: str | None = None,
         device: str | None = None,
-        box_threshold: float = 0.3,
+        box_threshold: float = GDINO_BOX_THRESHOLD,
         nms_iou: float = 0.5,
         template: str = DEFAULT_TEMPLATE,
         batch_size: int = 2,
@@ -231,7 +232,7 @@ class Owlv2BoxesTeacher(_HubBoxDetector):
         self,
         detector: str | None = None,
         device: str | None = None,
-        box_threshold: float = 0.1,
+        box_threshold: float = TEACHER_SPECS["owlv2-boxes"].default_threshold,
         nms_iou: float = 0.3,
         template: str = DEFAULT_TEMPLATE,
         batch_size: int = 1,

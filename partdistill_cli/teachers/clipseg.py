@@ -7,6 +7,7 @@ import numpy as np
 from partdistill_cli.knowledge import Detection
 from partdistill_cli.render.base import Views
 from partdistill_cli.teachers.prompts import DEFAULT_TEMPLATE, check_template, part_prompts
+from partdistill_cli.teachers.specs import TEACHER_SPECS
 from partdistill_cli.weights import load_hub_model, resolve_hub, torch_device
 
 
@@ -32,7 +33,7 @@ class ClipSegTeacher:
         self,
         clipseg: str | None = None,
         device: str | None = None,
-        mask_threshold: float = 0.4,
+        mask_threshold: float = TEACHER_SPECS["clipseg"].default_threshold,
         exclusive: bool = True,
         template: str = DEFAULT_TEMPLATE,
         batch_size: int = 8,
