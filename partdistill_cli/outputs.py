@@ -11,6 +11,7 @@ For an input shape NAME, into an output folder:
   or per-point (cloud) labels and confidences, and `meta` (teacher, method, settings).
 - `NAME.labels.npy`: (F,) or (N,) int64 labels, the same as in the json.
 - `NAME.preview.png` (optional): the segmented shape from several views with a legend.
+- `NAME.explain.png` (optional): per view, the teacher's detections beside the final labels.
 
 All files of one call are written to temporaries first and renamed into place only when every one of them
 has been written (`write_all`), so a failure leaves none of them behind.
@@ -18,90 +19,38 @@ has been written (`write_all`), so a failure leaves none of them behind.
 
 from __future__ import annotations
 
-import colorsys
 import contextlib
 import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from partdistill_cli import __version__
+
+# The colors live below outputs and preview (both use them); importers of the names from here keep working.
+from partdistill_cli.colors import OTHER_COLOR as OTHER_COLOR
+from partdistill_cli.colors import PALETTE as PALETTE
+from partdistill_cli.colors import UNLABELED_COLOR as UNLABELED_COLOR
+from partdistill_cli.colors import colors_of, part_colors
 from partdistill_cli.errors import UserError
 from partdistill_cli.io_utils import atomic_path, check_not_overwriting, check_writable_dir, file_sha256
-from partdistill_cli.knowledge import Labels
+from partdistill_cli.knowledge import Detection, Labels
 from partdistill_cli.shapes import Shape
+
+if TYPE_CHECKING:
+    from partdistill_cli.render.base import Views
 
 RESULT_FORMAT = "partdistill-segmentation"
 RESULT_VERSION = 1
 LABELS_SUFFIX = ".labels.json"
 
-# Part colors, index = part index. The first nine are matplotlib's "tab10" without its grey (grey marks
-# unlabeled), then their light variants ("tab20"), darker tones ("tab20b") and a yellow: the first colors,
-# which shapes with few parts use, are the most distinct.
-PALETTE: list[tuple[int, int, int]] = [
-    (31, 119, 180),
-    (255, 127, 14),
-    (44, 160, 44),
-    (214, 39, 40),
-    (148, 103, 189),
-    (140, 86, 75),
-    (227, 119, 194),
-    (188, 189, 34),
-    (23, 190, 207),
-    (174, 199, 232),
-    (255, 187, 120),
-    (152, 223, 138),
-    (255, 152, 150),
-    (197, 176, 213),
-    (196, 156, 148),
-    (247, 182, 210),
-    (219, 219, 141),
-    (158, 218, 229),
-    (57, 59, 121),
-    (99, 121, 57),
-    (140, 109, 49),
-    (132, 60, 57),
-    (123, 65, 115),
-    (255, 217, 47),
-]
-UNLABELED_COLOR: tuple[int, int, int] = (160, 160, 160)
-
 
 class ResultError(UserError, ValueError):
     """A segment result cannot be read (missing, corrupt, or its labels do not fit its shape)."""
-
-
-# The background part (`pipeline.OTHER`, points no listed part claims) is drawn in a pale neutral, so the
-# named parts stand out; it stays distinct from the darker grey of unlabeled elements.
-OTHER_COLOR: tuple[int, int, int] = (222, 215, 200)
-
-
-def part_colors(parts: list[str]) -> np.ndarray:
-    """(C, 3) uint8 RGB colors of the C `parts`: `PALETTE` first, then evenly spread hues for any further parts;
-    the background part "other" in `OTHER_COLOR`."""
-    from partdistill_cli.pipeline import OTHER
-
-    n_parts = len(parts)
-    colors = list(PALETTE[:n_parts])
-    for i in range(len(colors), n_parts):
-        # Golden-ratio hue steps keep consecutive extra colors far apart; alternating value separates the
-        # colors that land on similar hues after many steps.
-        hue = (i * 0.618033988749895) % 1.0
-        r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 0.95 if i % 2 else 0.65)
-        colors.append((int(r * 255), int(g * 255), int(b * 255)))
-    colors = [OTHER_COLOR if name == OTHER else c for name, c in zip(parts, colors, strict=True)]
-    return np.asarray(colors, dtype=np.uint8).reshape(n_parts, 3)
-
-
-def colors_of(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
-    """(M, 3) uint8 color of each of M labels (index into the (C, 3) `colors`; -1 -> `UNLABELED_COLOR`)."""
-    lut = np.vstack([np.asarray(colors, dtype=np.uint8).reshape(-1, 3), np.asarray(UNLABELED_COLOR, np.uint8)])
-    # Label -1 indexes the last row, which is the unlabeled color.
-    return lut[np.asarray(labels, dtype=np.int64)]
 
 
 @dataclass
@@ -120,6 +69,10 @@ class SegmentResult:
         meta: how the labels were made (teacher, method, settings).
         path: the `NAME.labels.json` it was read from, or None.
         shape_source: the file the shape was loaded from when read back (the input, or `NAME.parts.ply`).
+        per_point: the per-point labels with their full probabilities, when the result was just made (None
+            when read back from disk, where only the chosen labels and their confidence are stored).
+        views: the renderings the teacher saw, when kept (for the explain sheet), else None.
+        detections: the teacher's 2D detections in `views`.
     """
 
     name: str
@@ -133,10 +86,88 @@ class SegmentResult:
     meta: dict = field(default_factory=dict)
     path: Path | None = None
     shape_source: Path | None = None
+    per_point: Labels | None = None
+    views: Views | None = None
+    detections: list[Detection] = field(default_factory=list)
 
     @property
     def element(self) -> Literal["face", "point"]:
         return "face" if self.kind == "mesh" else "point"
+
+    @property
+    def face_labels(self) -> np.ndarray | None:
+        """(F,) int64 part per face in the file's face order (meshes), else None."""
+        return self.labels if self.kind == "mesh" else None
+
+    @property
+    def point_labels(self) -> np.ndarray:
+        """(N,) int64 part per point of `shape.points` (a cloud's own points in file order, a mesh's samples)."""
+        return self.to_labels().point_labels
+
+    @property
+    def probs(self) -> np.ndarray:
+        """(N, C) float32 per-point part probabilities (read back from disk: one-hot rows times confidence)."""
+        return self.to_labels().probs
+
+    def part_shares(self) -> np.ndarray:
+        """(C,) float64 share of each part in the shape: of the surface area for meshes, of the points for
+        clouds (unlabeled elements count in the whole)."""
+        if self.kind == "mesh":
+            tri = self.shape.vertices[self.shape.faces].astype(np.float64)
+            weight = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+        else:
+            weight = np.ones(len(self.labels))
+        ok = self.labels >= 0
+        share = np.bincount(self.labels[ok], weights=weight[ok], minlength=len(self.parts))
+        return share / max(float(weight.sum()), 1e-12)
+
+    def to_trimesh(self):
+        """The result as a trimesh object in the input's coordinates: a `trimesh.Trimesh` whose faces (file
+        order) carry their part's color, or a `trimesh.PointCloud` whose points (file order) do."""
+        import trimesh
+
+        colors = colors_of(self.labels, self.colors)
+        if self.kind == "mesh":
+            return trimesh.Trimesh(self.original_vertices(), self.shape.faces, face_colors=colors, process=False)
+        return trimesh.PointCloud(self.original_vertices(), colors=colors)
+
+    def save(
+        self, out_dir: str | Path, *, overwrite: bool = False, preview: bool = False, explain: bool = False
+    ) -> list[Path]:
+        """Write the files `partdistill segment` writes into `out_dir` (see the module docstring), all or none.
+
+        `explain` adds NAME.explain.png, the teacher's detections beside the labels per view; it needs the
+        result's `views`. Raises `OutputError` if `out_dir` is not writable, an output would replace the input
+        or already exists (and not `overwrite`), `ResultError` if there are no views to explain. Returns the
+        paths written.
+        """
+        out_dir = check_writable_dir(out_dir)
+        paths = output_paths(out_dir, self.name, preview, explain)
+        check_not_overwriting(list(paths.values()), [self.input_path] if self.input_path else [], overwrite)
+        if explain and self.views is None:
+            raise ResultError(
+                f"{self.name}: no teacher views to explain (the knowledge came from the cache); segment with "
+                "explain / keep_views to keep them"
+            )
+        labels = self.to_labels()
+        # Render before writing anything, so that slow or failing work does not leave half the outputs.
+        writers: dict[Path, Callable[[Path], None]] = {
+            paths["ply"]: _save_bytes(result_ply_bytes(self)),
+            paths["json"]: _save_bytes(
+                (json.dumps(result_json(self, out_dir), default=_json_default) + "\n").encode("utf-8")
+            ),
+            paths["npy"]: _save_npy(self.labels.astype(np.int64)),
+        }
+        if preview:
+            from partdistill_cli.preview import render_preview
+
+            image, _ = render_preview(self.shape, labels)
+            writers[paths["preview"]] = _save_image(image)
+        if explain:
+            from partdistill_cli.preview import explain_sheet
+
+            writers[paths["explain"]] = lambda tmp: explain_sheet(self.views, self.detections, labels, self.parts, tmp)
+        return write_all(writers)
 
     def original_vertices(self) -> np.ndarray:
         """(V, 3) float64 mesh vertices, or (N, 3) cloud points, in the input file's coordinates."""
@@ -145,7 +176,9 @@ class SegmentResult:
 
     def to_labels(self) -> Labels:
         """`Labels` on the shape's points; probabilities are one-hot rows scaled by the stored confidence
-        (the full distribution is not stored)."""
+        (the full distribution is not stored); the labels it was made from when it was just made."""
+        if self.per_point is not None:
+            return self.per_point
         if self.kind == "mesh":
             point_labels = self.labels[self.shape.face_ids]
             point_conf = self.confidence[self.shape.face_ids]
@@ -234,6 +267,7 @@ def make_result(
         conf,
         Path(input_path) if input_path is not None else None,
         dict(meta or {}),
+        per_point=labels,
     )
 
 
@@ -378,8 +412,8 @@ def result_json(result: SegmentResult, out_dir: Path) -> dict:
     return doc
 
 
-def output_paths(out_dir: Path, name: str, preview: bool) -> dict[str, Path]:
-    """Where `write_segment_outputs` puts each file."""
+def output_paths(out_dir: Path, name: str, preview: bool, explain: bool = False) -> dict[str, Path]:
+    """Where `SegmentResult.save` puts each file."""
     out_dir = Path(out_dir)
     paths = {
         "ply": out_dir / f"{name}.parts.ply",
@@ -388,6 +422,8 @@ def output_paths(out_dir: Path, name: str, preview: bool) -> dict[str, Path]:
     }
     if preview:
         paths["preview"] = out_dir / f"{name}.preview.png"
+    if explain:
+        paths["explain"] = out_dir / f"{name}.explain.png"
     return paths
 
 
@@ -424,25 +460,7 @@ def write_segment_outputs(
     output exists and not `overwrite`; ValueError if the labels do not fit the shape. Returns the paths
     written (ply, json, npy[, png]); nothing is written if any of them fails.
     """
-    input_path = Path(input_path)
-    result = make_result(input_path, shape, labels, meta)
-    out_dir = check_writable_dir(out_dir)
-    paths = output_paths(out_dir, result.name, preview)
-    check_not_overwriting(list(paths.values()), [input_path], overwrite)
-    # Render before writing anything, so that slow or failing work does not leave half the outputs.
-    writers: dict[Path, Callable[[Path], None]] = {
-        paths["ply"]: _save_bytes(result_ply_bytes(result)),
-        paths["json"]: _save_bytes(
-            (json.dumps(result_json(result, out_dir), default=_json_default) + "\n").encode("utf-8")
-        ),
-        paths["npy"]: _save_npy(result.labels.astype(np.int64)),
-    }
-    if preview:
-        from partdistill_cli.preview import render_preview
-
-        image, _ = render_preview(shape, labels)
-        writers[paths["preview"]] = _save_image(image)
-    return write_all(writers)
+    return make_result(Path(input_path), shape, labels, meta).save(out_dir, overwrite=overwrite, preview=preview)
 
 
 # ---- reading ------------------------------------------------------------------------------------------------

@@ -1,58 +1,74 @@
-"""One shape through the stages: render -> teach -> lift (-> vote or distill happens in the caller)."""
+"""The pipeline (DESIGN.md section 1): one shape through the stages, as one typed object.
+
+    load(source) -> Shape                          shapes: a file, a trimesh mesh or an array of points
+    teach(shape, parts, category) -> TeachResult   render -> teacher -> lift (+ background units), cached
+    label(shape, knowledge, category) -> Labels    votes, or a cached / distilled student; face labels
+    result(...) -> SegmentResult                   what `SegmentResult.save` writes (`partdistill segment`)
+
+`Pipeline` holds the settings (`SegmentConfig`), the one knowledge store and the teacher, built on first use and
+kept for every later shape. `partdistill segment`, `train-category`, `evaluate` and the Python API
+(`partdistill_cli.api`) all go through it. Each stage takes and returns plain data, so the stages can also run
+apart (another process, another machine) given the same config.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import contextlib
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from partdistill_cli import cameras as cams
-from partdistill_cli.knowledge import Detection, Knowledge
+from partdistill_cli.config import RenderSettings, SegmentConfig
+from partdistill_cli.device import resolve_device
+from partdistill_cli.errors import ConfigError, UserError
+from partdistill_cli.knowledge import Detection, Knowledge, Labels, face_labels_from_points
 from partdistill_cli.lift import MIN_COMPONENT_PX, lift
+from partdistill_cli.outputs import SegmentResult, make_result
+from partdistill_cli.parts import BACKGROUND_PART, PartList
 from partdistill_cli.render import render, resolve_renderer
 from partdistill_cli.render.base import Views
-from partdistill_cli.shapes import Shape
+from partdistill_cli.shapes import Shape, ShapeError, from_mesh, from_points, load_shape
+from partdistill_cli.store import KnowledgeStore, find_student, load_student
+from partdistill_cli.teachers import make_teacher
 from partdistill_cli.teachers.base import Teacher
+from partdistill_cli.teachers.specs import teacher_spec
 
-OTHER = "other"
+if TYPE_CHECKING:
+    from partdistill_cli.student import DistillConfig, Student
+
+# Older code imports these names from here.
+OTHER = BACKGROUND_PART
+__all__ = ["OTHER", "Pipeline", "RenderSettings", "SegmentConfig", "TeachResult", "other_units", "teach"]
 OTHER_SCORE = 0.5
-
-
-@dataclass(frozen=True)
-class RenderSettings:
-    """How a shape is looked at. Part of every knowledge cache key."""
-
-    n_views: int = 10
-    resolution: int = 512
-    renderer: str = "auto"
-    up_axis: str = "y"
-    tolerance: float | None = None
-
-    def cameras(self) -> list[cams.Camera]:
-        return cams.view_set(self.n_views, self.resolution, up_axis=self.up_axis)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
 class TeachResult:
-    """What the 2D stages produced for one shape."""
+    """What the 2D stages produced for one shape.
 
-    views: Views
+    Attributes:
+        views: the renderings the teacher saw, or None when the knowledge came from the cache.
+        detections: the teacher's 2D answers (empty when from the cache).
+        knowledge: the lifted knowledge over the shape's points.
+        teacher: the teacher's name (it identifies its weights and settings).
+    """
+
+    views: Views | None
     detections: list[Detection]
     knowledge: Knowledge
+    teacher: str = ""
 
 
 def other_units(knowledge: Knowledge, views: Views, score: float = OTHER_SCORE) -> Knowledge:
-    """Append a background part `OTHER` to `knowledge`: per view, one unit of the visible points that no
-    detection of that view claims.
+    """Append the background part (`parts.BACKGROUND_PART`) to `knowledge`: per view, one unit of the visible
+    points that no detection of that view claims.
 
     Used when the part list does not cover the whole shape (e.g. `--parts lid` on a bottle): without it every
     point would be forced into some listed part.
     """
-    parts = [*knowledge.parts, OTHER]
+    parts = PartList(tuple(knowledge.parts), background=True).names
     visible = views.pixel_of_point >= 0
     claimed = np.zeros_like(visible)
     for v in range(views.n_views):
@@ -71,15 +87,7 @@ def other_units(knowledge: Knowledge, views: Views, score: float = OTHER_SCORE) 
         knowledge.n_points,
         parts,
     )
-    base = Knowledge(
-        knowledge.labels,
-        knowledge.scores,
-        knowledge.views,
-        knowledge.indptr,
-        knowledge.indices,
-        knowledge.n_points,
-        parts,
-    )
+    base = replace(knowledge, parts=parts)
     return Knowledge.concatenate([base, extra])
 
 
@@ -91,15 +99,16 @@ def teach(
     category: str | None = None,
     other: bool = False,
     min_component_px: int = MIN_COMPONENT_PX,
+    device: str | None = None,
 ) -> TeachResult:
-    """Render `shape`, ask `teacher` for `parts` in every view, and lift the answers to `Knowledge`."""
-    resolve_renderer(settings.renderer, shape)
-    views = render(shape, settings.cameras(), settings.renderer, settings.tolerance)
+    """Render `shape`, ask `teacher` for `parts` in every view, and lift the answers to `Knowledge` (with the
+    background part's units after them when `other`). `device` steers the "auto" renderer."""
+    views = render(shape, settings.cameras(), settings.renderer, settings.tolerance, device)
     detections = teacher.detect(views, list(parts), category)
     knowledge = lift(detections, views, list(parts), min_component_px)
     if other:
         knowledge = other_units(knowledge, views)
-    return TeachResult(views, detections, knowledge)
+    return TeachResult(views, detections, knowledge, teacher.name)
 
 
 def save_teach_result(result: TeachResult, folder: Path) -> None:
@@ -130,3 +139,253 @@ def save_teach_result(result: TeachResult, folder: Path) -> None:
             image_size=np.array([h, w]),
         )
     result.knowledge.save(folder / "knowledge.npz")
+
+
+def distill_config(seed: int, device: str, epochs: int | None) -> DistillConfig:
+    """The student settings of a run: defaults, the device, and a fixed schedule when `epochs` is given
+    (backward distillation then runs half as many)."""
+    from partdistill_cli.student import DistillConfig
+
+    config = DistillConfig(seed=seed, device=device)
+    if epochs is not None:
+        config = replace(
+            config, min_forward_epochs=epochs, max_forward_epochs=epochs, backward_epochs=max(1, epochs // 2)
+        )
+    return config
+
+
+def normalise_category(category: str | None) -> str | None:
+    """A user's category as students are keyed by it: stripped, lower case; None when empty."""
+    return category.strip().lower() or None if category else None
+
+
+def shape_of(source: Any, n_points: int, seed: int, name: str = "shape") -> Shape:
+    """A `Shape` from an object in memory: a trimesh.Trimesh (any object with `vertices` and `faces`; its face
+    order is kept), a trimesh.PointCloud, or an (N, 3) xyz / (N, 6) xyz + normals float array."""
+    faces = getattr(source, "faces", None)
+    if faces is not None and getattr(source, "vertices", None) is not None:
+        return from_mesh(np.asarray(source.vertices), np.asarray(faces), n_points, seed, name)
+    if getattr(source, "vertices", None) is not None:
+        source = source.vertices
+    try:
+        array = np.asarray(source, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ShapeError(
+            f"cannot segment a {type(source).__name__}: give a file path, a trimesh.Trimesh or an (N, 3) / (N, 6) "
+            "array of points"
+        ) from exc
+    if array.ndim != 2 or array.shape[1] not in (3, 6):
+        raise ShapeError(f"{name}: expected an (N, 3) or (N, 6) array (x y z [nx ny nz]), got shape {array.shape}")
+    return from_points(array[:, :3], array[:, 3:] if array.shape[1] == 6 else None, name)
+
+
+class Pipeline:
+    """The stages of one shape, with one config, one knowledge store and one teacher.
+
+    Args:
+        config: the settings (validated when it was made).
+        verbose: report progress and what was reused on the console (stderr).
+        store: where knowledge is kept (default: the cache under `config.cache_dir`).
+
+    The device is resolved once here; the teacher is built on the first `teach` and kept, so its models stay
+    loaded across shapes.
+    """
+
+    def __init__(self, config: SegmentConfig, *, verbose: bool = True, store: KnowledgeStore | None = None) -> None:
+        if not isinstance(config, SegmentConfig):
+            raise ConfigError(f"expected a SegmentConfig, got {type(config).__name__}")
+        self.config = config
+        self.verbose = verbose
+        self.device = resolve_device(config.device)
+        self.store = store if store is not None else KnowledgeStore(config.cache_dir)
+        self._teacher: Teacher | None = None
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _say(self, message: str) -> None:
+        if self.verbose:
+            from partdistill_cli.console import console
+
+            console.print(message)
+
+    def _status(self, message: str):
+        if not self.verbose:
+            return contextlib.nullcontext()
+        from partdistill_cli.console import console
+
+        return console.status(message)
+
+    @property
+    def teacher(self) -> Teacher:
+        """The configured teacher, built on first use and then reused."""
+        if self._teacher is None:
+            spec = teacher_spec(self.config.teacher)
+            if spec.needs_ground_truth:
+                raise ConfigError(
+                    f"the {spec.name} teacher is built from each shape's ground truth: pass it to teach(teacher=...)"
+                )
+            with self._status(f"loading the {spec.name} teacher"):
+                self._teacher = make_teacher(spec.name, device=self.device, **self.config.teacher_options())
+        return self._teacher
+
+    def parts(self, parts: str | list[str] | None, category: str | None = None) -> PartList:
+        """The part list asked for (names or a comma-separated string; default: the category's known parts),
+        with the background part as `config.other` says. Raises `parts.PartsError`."""
+        return PartList.parse(parts, category, self.config.other)
+
+    # -- stages -------------------------------------------------------------------------------------------
+
+    def load(self, source: str | Path | Any, name: str | None = None) -> Shape:
+        """The `Shape` of `source`: a mesh or point-cloud file, a trimesh.Trimesh / PointCloud, or an (N, 3) /
+        (N, 6) float array (xyz [+ normals], in the caller's coordinates). Meshes get `config.points` surface
+        samples drawn with `config.seed`. Checks that the configured renderer can draw it (UserError if not)."""
+        if isinstance(source, (str, Path)):
+            shape = load_shape(source, n_points=self.config.points, seed=self.config.seed)
+        else:
+            shape = shape_of(source, self.config.points, self.config.seed)
+        if name is not None:
+            shape = replace(shape, name=name)
+        try:
+            resolve_renderer(self.config.render.renderer, shape, self.config.device)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        return shape
+
+    def teach(
+        self,
+        shape: Shape,
+        parts: PartList,
+        category: str | None = None,
+        *,
+        teacher: Teacher | None = None,
+        need_views: bool = False,
+        cache: bool = True,
+    ) -> TeachResult:
+        """Render `shape`, ask the teacher for `parts` in every view and lift the answers to knowledge.
+
+        The knowledge is read from the store when the same shape, teacher, part list, rendering and category
+        were taught before, and written to it otherwise.
+
+        Args:
+            teacher: a teacher for this shape alone (the simulated teacher, built from its ground truth);
+                default: the pipeline's own.
+            need_views: teach even when the store has the knowledge, so that the result holds the views and
+                the detections (for explain sheets and saved knowledge).
+            cache: use the store; off where a teacher's name does not identify its answers.
+        """
+        t = teacher if teacher is not None else self.teacher
+        path = self.store.path(shape, t.name, parts, self.config.render, category) if cache else None
+        cached = self.store.load(path, shape, parts) if path is not None and not need_views else None
+        if cached is not None:
+            self._say(f"[dim]teacher knowledge from the cache ({path})[/]")
+            result = TeachResult(None, [], cached, t.name)
+        else:
+            with self._status(f"rendering {self.config.render.n_views} views and asking the teacher"):
+                result = teach(
+                    shape, t, list(parts.asked), self.config.render, category, parts.background, device=self.device
+                )
+            if path is not None:
+                result.knowledge.save(path)
+        self._say(
+            f"{result.knowledge.n_units} pieces of 2D knowledge from {self.config.render.n_views} views ({t.name})"
+        )
+        return result
+
+    def distill_config(self) -> DistillConfig:
+        """The student settings: defaults, `config.seed`, `config.epochs` and the pipeline's device."""
+        return distill_config(self.config.seed, self.device, self.config.epochs)
+
+    def student(self, parts: list[str], category: str | None, teacher_name: str) -> Student | None:
+        """The student `config.student` names for `parts`: the file it names, or with "auto" and a category
+        the cached category student of (category, parts, teacher, student settings); None otherwise.
+        Raises `store.StoreError` for a file that cannot be used (or knows other parts)."""
+        choice = str(self.config.student)
+        if choice == "none" or (choice == "auto" and not category):
+            return None
+        if choice == "auto":
+            return find_student(
+                category, parts, teacher_name, self.distill_config(), self.config.cache_dir, self.device
+            )
+        return load_student(Path(choice), parts, self.device)
+
+    def label(
+        self, shape: Shape, knowledge: Knowledge, category: str | None = None, *, teacher_name: str | None = None
+    ) -> Labels:
+        """Labels for every point of `shape` (and every face of a mesh) from its `knowledge`, by `config.method`:
+        votes (unseen points from their nearest neighbour), or a student: the one `student` finds (fine-tuned
+        for `config.finetune_steps` epochs), else one distilled on this shape. `teacher_name` (default: the
+        pipeline's teacher) keys the cached student."""
+        parts = PartList.of_names(knowledge.parts)
+        if not (knowledge.labels < len(parts.asked)).any():
+            raise UserError(
+                f"the {self.config.teacher} teacher found none of the parts ({', '.join(parts.asked)}) in any view; "
+                "try other part names, --category, more --views, or another --teacher"
+            )
+        method = self.config.method
+        if method == "vote":
+            from partdistill_cli.vote import vote
+
+            labels = vote(knowledge, shape.points, fill=True)
+            if shape.is_mesh:
+                labels.face_labels = face_labels_from_points(shape, labels.probs)
+            return labels
+        from partdistill_cli.student import distill
+
+        cached = self.student(knowledge.parts, category, teacher_name or self.teacher.name)
+        if cached is not None:
+            steps = self.config.finetune_steps
+            self._say("using a cached category student" + (f", fine-tuned for {steps} epochs" if steps else ""))
+            if steps:
+                tune = replace(
+                    self.distill_config(), min_forward_epochs=steps, max_forward_epochs=steps, backward_epochs=0
+                )
+                cached = distill([(shape, knowledge)], tune, mode="forward", init=cached, show_progress=self.verbose)
+            return cached.predict(shape)
+        self._say(f"distilling a student on this shape ({method} distillation)")
+        student = distill([(shape, knowledge)], self.distill_config(), mode=method, show_progress=self.verbose)
+        return student.predict(shape)
+
+    def result(
+        self,
+        shape: Shape,
+        labels: Labels,
+        taught: TeachResult,
+        category: str | None = None,
+        input_path: str | Path | None = None,
+    ) -> SegmentResult:
+        """The `SegmentResult` of `labels` on `shape`, with how it was made (teacher, method, settings) and the
+        teacher's views and detections when `taught` has them."""
+        meta = {
+            "teacher": taught.teacher,
+            "method": self.config.method,
+            "category": category,
+            "render": self.config.render.to_dict(),
+            "points": self.config.points,
+            "seed": self.config.seed,
+            "other": PartList.of_names(labels.parts).background,
+        }
+        result = make_result(Path(input_path) if input_path is not None else None, shape, labels, meta)
+        return replace(result, views=taught.views, detections=list(taught.detections))
+
+    def run(
+        self,
+        source: str | Path | Any,
+        parts: str | list[str] | None = None,
+        category: str | None = None,
+        *,
+        name: str | None = None,
+        keep_views: bool = False,
+    ) -> SegmentResult:
+        """Segment `source` (see `load`) into `parts` (see `parts`): load, teach, label, result.
+
+        `category` (e.g. "chair") goes into the prompts and picks the cached category student; `name` names
+        the outputs (default: the file's stem, or "shape"); `keep_views` keeps the teacher's views and
+        detections in the result (for `save(explain=True)`) even when the knowledge is cached.
+        """
+        category = normalise_category(category)
+        part_list = self.parts(parts, category)
+        shape = self.load(source, name)
+        taught = self.teach(shape, part_list, category, need_views=keep_views)
+        labels = self.label(shape, taught.knowledge, category, teacher_name=taught.teacher)
+        input_path = source if isinstance(source, (str, Path)) else None
+        return self.result(shape, labels, taught, category, input_path)

@@ -23,8 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from partdistill_cli.errors import UserError
+from partdistill_cli.knowledge import Knowledge
+from partdistill_cli.parts import PartList
 
 if TYPE_CHECKING:
+    from partdistill_cli.cameras import RenderSettings
+    from partdistill_cli.shapes import Shape
     from partdistill_cli.student import DistillConfig, Student
 
 CACHE_ENV = "PARTDISTILL_CACHE"
@@ -180,6 +184,20 @@ def load_student(path: str | Path, parts: list[str] | None = None, device: str =
         raise StoreError(f"{weights}: {exc}") from exc
 
 
+def copy_student(entry: Path, out: Path) -> tuple[Path, Path]:
+    """Copy a cache entry's student to `out`.safetensors with its card as `out`.json (each atomically), where
+    `load_student(out.safetensors)` reads it. Returns the two paths."""
+    import shutil
+
+    from partdistill_cli.io_utils import atomic_path
+
+    targets = (Path(out).with_suffix(".safetensors"), Path(out).with_suffix(".json"))
+    for src, dst in zip((Path(entry) / WEIGHTS_NAME, Path(entry) / CARD_NAME), targets, strict=True):
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+    return targets
+
+
 def _history(card: StudentCard) -> dict:
     return {
         "loss": card.loss,
@@ -233,3 +251,41 @@ def knowledge_path(
     """
     key = _digest({"teacher": teacher_name, "parts": list(parts), "render": render_settings})
     return cache_root(root) / "knowledge" / shape_fingerprint / f"{key}.npz"
+
+
+@dataclass(frozen=True)
+class KnowledgeStore:
+    """Each shape's teacher knowledge, computed once and read back: the one place knowledge is cached.
+
+    An entry is keyed by the shape's geometry, the teacher (its name carries its weights and settings), the
+    ordered part list with its background part, the rendering and the category (both shape the prompts and
+    the views). Entries live in the cache (`root`, see `cache_root`), or, with `folder`, in that folder as
+    `NAME.<shape>.<key>.npz` so that a user can keep a data set's knowledge beside it.
+    """
+
+    root: Path | None = None
+    folder: Path | None = None
+
+    def path(self, shape: Shape, teacher: str, parts: PartList, settings: RenderSettings, category: str | None) -> Path:
+        """Where the knowledge of `shape` under `teacher`, `parts`, `settings` and `category` is kept."""
+        render_key = {**settings.to_dict(), "category": category}
+        path = knowledge_path(shape.fingerprint(), teacher, parts.cache_key(), render_key, self.root)
+        if self.folder is not None:
+            return Path(self.folder) / f"{shape.name}.{path.parent.name[:12]}.{path.stem[:12]}.npz"
+        return path
+
+    def load(self, path: Path, shape: Shape, parts: PartList) -> Knowledge | None:
+        """The knowledge at `path` if it is there and fits `shape` and `parts`; a corrupt file is reported on
+        the console and treated as absent."""
+        if not path.is_file():
+            return None
+        try:
+            knowledge = Knowledge.load(path)
+        except ValueError as exc:
+            from partdistill_cli.console import console
+
+            console.print(f"[yellow]ignoring a corrupt knowledge file: {exc}[/]")
+            return None
+        if knowledge.n_points != shape.n_points or knowledge.parts != parts.names:
+            return None
+        return knowledge

@@ -111,7 +111,7 @@ def _one_chair_three_files(root: Path) -> dict[str, Path]:
     roots = [{"mesh": 0, "translation": lift.tolist(), "children": [{"mesh": 1, "translation": (-lift).tolist()}]}]
     roots += [{"mesh": i} for i in range(2, len(present))]
     folders = {fmt: root / fmt for fmt in ("ply", "glb", "obj")}
-    for fmt, folder in folders.items():
+    for folder in folders.values():
         _write_meta(folder, "chair", parts)
         np.save(folder / "chair.face_labels.npy", labels)
     import trimesh
@@ -138,7 +138,9 @@ def test_one_labeled_shape_gives_the_same_face_labels_and_score_from_ply_glb_and
     reference = loaded["ply"]
     triangles = reference.shape.to_original(reference.shape.vertices)[reference.shape.faces]
     config = EvalConfig(["vote-fill"], load_noise("clean"), "clean", RenderSettings(6, 128))
-    scores = {fmt: run_evaluation([ls], config)["summary"]["vote-fill"]["mean_over_shapes"] for fmt, ls in loaded.items()}
+    scores = {
+        fmt: run_evaluation([ls], config)["summary"]["vote-fill"]["mean_over_shapes"] for fmt, ls in loaded.items()
+    }
     for fmt, ls in loaded.items():
         assert np.array_equal(ls.face_labels, reference.face_labels), fmt
         # Face i is the same triangle whichever file it was read from, so label i names the same surface.

@@ -87,8 +87,8 @@ def test_segment_with_box_teachers_and_vote(tiny, chair_obj, tmp_path, teacher):
 
 
 def test_segment_reuses_a_cached_category_student(tiny, chair_obj, tmp_path):
-    from partdistill_cli.commands.segment import distill_config
     from partdistill_cli.knowledge import Knowledge
+    from partdistill_cli.pipeline import distill_config
     from partdistill_cli.store import StudentCard, save_student
     from partdistill_cli.student import distill
     from partdistill_cli.teachers import make_teacher
@@ -103,17 +103,18 @@ def test_segment_reuses_a_cached_category_student(tiny, chair_obj, tmp_path):
     k = Knowledge(np.arange(4), np.ones(4, np.float32), np.zeros(4, np.int64),
                   np.concatenate([[0], np.cumsum([len(m) for m in members])]), np.concatenate(members), 512, PARTS)  # fmt: skip
     student = distill([(other, k)], distill_config(0, "cpu", 1), mode="forward", show_progress=False)
-    save_student(student, StudentCard("chair", PARTS, teacher_name), root=tmp_path / "cache")
+    entry = save_student(student, StudentCard("chair", PARTS, teacher_name), root=tmp_path / "cache")
     args = ["segment", path, "--parts", ",".join(PARTS), "--category", "chair", "--teacher", "clipseg",
             *weight_args(tiny["clipseg"]), *FAST, "--out", tmp_path / "out", "--cache-dir", tmp_path / "cache"]  # fmt: skip
     result = invoke(args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "using a cached category student" in result.output
-    # A student for another part list is refused, never silently reused.
+    # A readable student for another part list is refused by the part-list check, never silently reused.
     args = ["segment", path, "--parts", "a,b", "--teacher", "clipseg", *weight_args(tiny["clipseg"]), *FAST,
-            "--student", tmp_path / "cache" / "students", "--out", tmp_path / "out2", "--cache-dir", tmp_path / "cache"]  # fmt: skip
+            "--student", entry / "student.safetensors", "--out", tmp_path / "out2", "--cache-dir", tmp_path / "cache"]  # fmt: skip
     result = invoke(args)
     assert result.exit_code != 0 and isinstance(result.exception, UserError)
+    assert f"segments into {PARTS}" in str(result.exception) and "['a', 'b']" in str(result.exception)
     assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
 
 

@@ -1,4 +1,5 @@
-"""`partdistill evaluate`: measure part segmentation quality on labeled shapes with the simulated teacher."""
+"""`partdistill evaluate`: measure part segmentation quality on labeled shapes, with the simulated teacher or a
+real one (the paper's protocol)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated
 import typer
 
 from partdistill_cli.commands import options as opt
+from partdistill_cli.teachers.specs import REAL_TEACHERS, teacher_help
 
 
 class DataFormat(str, Enum):
@@ -18,19 +20,9 @@ class DataFormat(str, Enum):
     partnet_mobility = "partnet-mobility"
 
 
-class TeacherChoice(str, Enum):
-    simulated = "simulated"
-
-
 class ProtocolChoice(str, Enum):
     per_shape = "per-shape"
     category = "category"
-
-
-class OtherChoice(str, Enum):
-    auto = "auto"
-    on = "on"
-    off = "off"
 
 
 def evaluate(
@@ -48,9 +40,14 @@ def evaluate(
         typer.Option("--parts", help="Comma-separated part names replacing the data set's (same count)."),
     ] = None,
     teacher: Annotated[
-        TeacherChoice,
-        typer.Option("--teacher", help="simulated: ground-truth part images corrupted as VLMs fail (evaluation only)."),
-    ] = TeacherChoice.simulated,
+        opt.EvalTeacher,
+        typer.Option(
+            "--teacher",
+            help=teacher_help(("simulated", *REAL_TEACHERS))
+            + " A real teacher is asked with prompts from the data set's part names and category; its answers "
+            "are cached per shape like segment's.",
+        ),
+    ] = "simulated",
     noise: opt.Noise = "default",
     method: Annotated[
         str,
@@ -69,13 +66,13 @@ def evaluate(
         ),
     ] = ProtocolChoice.per_shape,
     other: Annotated[
-        OtherChoice,
+        opt.OtherChoice,
         typer.Option(
             "--other",
             help="Add a background part for points no listed part claims; auto: when the data set's part list is "
             "partial (points labeled 'no part', as in PartNetE).",
         ),
-    ] = OtherChoice.auto,
+    ] = "auto",
     points: opt.Points = 2048,
     per_category: Annotated[
         int, typer.Option("--per-category", min=1, help="Shapes per category for 'procedural' data.")
@@ -84,6 +81,12 @@ def evaluate(
     resolution: opt.Resolution = 512,
     renderer: opt.Renderer = opt.RendererChoice.auto,
     up: opt.Up = opt.UpAxis.y,
+    detector: opt.Detector = None,
+    segmenter: opt.Segmenter = None,
+    clipseg: opt.ClipSeg = None,
+    threshold: opt.Threshold = None,
+    device: opt.Device = "auto",
+    cache_dir: opt.CacheDir = None,
     seed: opt.Seed = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Write the JSON report here.")] = None,
     save_knowledge: Annotated[
@@ -96,7 +99,11 @@ def evaluate(
     ] = None,
     overwrite: opt.Overwrite = False,
 ) -> None:
-    """Evaluate methods on labeled shapes: mIoU and coverage per category, as a table and a JSON report."""
+    """Evaluate methods on labeled shapes: mIoU and coverage per category, as a table and a JSON report.
+
+    The shapes are taught by the simulated teacher (ground truth corrupted with --noise) or by a real
+    vision-language teacher (--teacher), prompted with the data set's part names and category.
+    """
     import json
 
     from partdistill_cli.console import console, progress
@@ -120,10 +127,6 @@ def evaluate(
             raise UserError(f"{save_knowledge}: already holds saved knowledge (pass --overwrite to replace it)")
     part_list = [p.strip() for p in parts.split(",") if p.strip()] if parts else None
     items = _load(data, fmt.value, category, part_list, points, per_category, seed)
-    console.print(
-        f"[dim]teacher: simulated (evaluation only: it reads ground truth), noise '{noise}', "
-        f"{len(items)} shapes, methods {', '.join(methods)}, protocol {protocol.value}[/]"
-    )
     config = EvalConfig(
         methods,
         noise_cfg,
@@ -131,7 +134,16 @@ def evaluate(
         RenderSettings(views, resolution, renderer.value, up.value),
         protocol.value,
         seed,
-        other.value,
+        other,
+        teacher,
+        opt.teacher_weights(teacher, detector=detector, segmenter=segmenter, clipseg=clipseg),
+        threshold,
+        device,
+        cache_dir,
+    )
+    what = f"simulated (evaluation only: it reads ground truth), noise '{noise}'" if teacher == "simulated" else teacher
+    console.print(
+        f"[dim]teacher: {what}, {len(items)} shapes, methods {', '.join(methods)}, protocol {protocol.value}[/]"
     )
     with progress() as bar:
         report = run_evaluation(items, config, save_knowledge, bar)

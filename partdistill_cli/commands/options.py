@@ -1,11 +1,20 @@
-"""Option types shared by several commands (declared once so that their help text stays the same)."""
+"""Option types shared by several commands (declared once so that their help text stays the same).
+
+Teacher choices, weight options and threshold help are read from `teachers.specs`, the limits from `config`:
+both are light, so `--help` stays fast.
+"""
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
 import typer
+
+from partdistill_cli.config import POINTS_RANGE, RESOLUTION_RANGE, VIEWS_RANGE
+from partdistill_cli.device import DEVICES
+from partdistill_cli.teachers.specs import REAL_TEACHERS, TEACHER_SPECS, threshold_help, weight_option_help
 
 
 class RendererChoice(str, Enum):
@@ -21,9 +30,18 @@ class UpAxis(str, Enum):
     z = "z"
 
 
-Views = Annotated[int, typer.Option("--views", min=1, max=64, help="Number of views rendered around the shape.")]
+Views = Annotated[
+    int,
+    typer.Option("--views", min=VIEWS_RANGE[0], max=VIEWS_RANGE[1], help="Number of views rendered around the shape."),
+]
 Resolution = Annotated[
-    int, typer.Option("--resolution", min=64, max=2048, help="Image size in pixels (square) of each view.")
+    int,
+    typer.Option(
+        "--resolution",
+        min=RESOLUTION_RANGE[0],
+        max=RESOLUTION_RANGE[1],
+        help="Image size in pixels (square) of each view.",
+    ),
 ]
 Renderer = Annotated[
     RendererChoice,
@@ -37,12 +55,12 @@ Points = Annotated[
     int,
     typer.Option(
         "--points",
-        min=16,
-        max=1_000_000,
+        min=POINTS_RANGE[0],
+        max=POINTS_RANGE[1],
         help="Surface samples drawn from a mesh (point clouds keep all their points).",
     ),
 ]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed (sampling, teacher noise, student).")]
+Seed = Annotated[int, typer.Option("--seed", min=0, help="Random seed (sampling, teacher noise, student).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (inputs are never written).")]
 Noise = Annotated[
     str,
@@ -50,3 +68,48 @@ Noise = Annotated[
         "--noise", help="Noise of the simulated teacher: a preset (clean, default, harsh) or a JSON file of settings."
     ),
 ]
+
+# The teacher choices, built from the teacher specs: the vision-language teachers, and those plus the
+# simulated teacher where ground truth is at hand (train-category on a labeled set, evaluate).
+RealTeacher = Literal[REAL_TEACHERS]
+AnyTeacher = Literal[(*REAL_TEACHERS, "simulated")]
+EvalTeacher = Literal[("simulated", *REAL_TEACHERS)]
+
+
+Detector = Annotated[str | None, typer.Option("--detector", help=weight_option_help("detector"))]
+Segmenter = Annotated[str | None, typer.Option("--segmenter", help=weight_option_help("segmenter"))]
+ClipSeg = Annotated[str | None, typer.Option("--clipseg", help=weight_option_help("clipseg"))]
+Threshold = Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0, help=threshold_help())]
+Device = Annotated[
+    Literal[DEVICES],
+    typer.Option("--device", help="Where the teacher and the student run; auto: CUDA when available, else CPU."),
+]
+OtherChoice = Literal["auto", "on", "off"]
+Other = Annotated[
+    OtherChoice,
+    typer.Option(
+        "--other",
+        help="Add a background part 'other' for surface no listed part claims; auto: on when only one part is "
+        "asked for.",
+    ),
+]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        help="Cache root for knowledge and students (default $PARTDISTILL_CACHE or ~/.cache/partdistill).",
+    ),
+]
+
+
+def teacher_weights(teacher: str, **given: str | None) -> dict[str, str]:
+    """The weight options given on the command line that `teacher` takes; the others are reported and ignored
+    (one command line may name weights for several teachers)."""
+    spec = TEACHER_SPECS[teacher]
+    ignored = [k for k, v in given.items() if v is not None and k not in spec.weights]
+    if ignored:
+        from partdistill_cli.console import console
+
+        flags = ", ".join(f"--{k}" for k in ignored)
+        console.print(f"[yellow]warning:[/] {flags} does not apply to the {teacher} teacher; ignored")
+    return {k: v for k, v in given.items() if v is not None and k in spec.weights}
