@@ -124,8 +124,12 @@ def check_nvdiffrast() -> Check:
 
 
 def check_vlm_packages() -> list[Check]:
+    """The packages the vision-language teachers import (from their specs), each once."""
+    from partdistill_cli.teachers.specs import TEACHER_SPECS
+
+    packages = dict.fromkeys(p for spec in TEACHER_SPECS.values() for p in spec.packages)
     out = []
-    for module, package in (("transformers", "transformers"), ("segment_anything", "segment-anything")):
+    for module, package in packages:
         try:
             out.append(Check(package, "ok", _version(module, package)))
         except Exception as exc:
@@ -134,62 +138,57 @@ def check_vlm_packages() -> list[Check]:
 
 
 def check_weights() -> list[Check]:
-    """Every real teacher's weights: in the cache (or at the local path given) or not."""
-    from partdistill_cli.weights import (
-        HUB_MODELS,
-        SAM_CHECKPOINTS,
-        SAM_ENV,
-        hub_cached,
-        offline,
-        resolve_hub,
-        resolve_sam,
-        sam_cache_path,
-        sam_present,
+    """The weights every real teacher loads (from the teacher specs): in the cache, at the local path given, or not."""
+    from partdistill_cli.teachers.specs import WEIGHT_SOURCES, used_by
+
+    out = []
+    for key, source in WEIGHT_SOURCES.items():
+        users = ", ".join(used_by(key))
+        if users:
+            out.append(_check_sam(users) if source.kind == "sam" else _check_hub(key, users))
+    return out
+
+
+def _check_hub(key: str, users: str) -> Check:
+    from partdistill_cli.weights import HUB_MODELS, hub_cached, offline, resolve_hub
+
+    spec = HUB_MODELS[key]
+    source = resolve_hub(key, None)
+    try:
+        cached = hub_cached(source)
+    except Exception as exc:
+        return Check(f"{spec.what} weights", "missing", _first_line(exc), "pip install 'partdistill[vlm]'")
+    where = "local directory" if Path(source).is_absolute() else "Hugging Face cache"
+    if cached:
+        return Check(f"{spec.what} weights", "ok", f"{source} ({where}); used by {users}")
+    if Path(source).is_absolute():
+        fix = f"{spec.env} points at a directory without a saved model; fix or unset it"
+        return Check(f"{spec.what} weights", "missing", f"{source}: not a saved model", fix)
+    when = "" if offline() else " (or let the first run download it)"
+    return Check(
+        f"{spec.what} weights",
+        "missing",
+        f"{source} not in the {where}; used by {users}",
+        f"hf download {source}{when}, or set {spec.env}=DIR",
     )
 
-    teachers = {"gdino": "grounded-sam, gdino-boxes", "owlv2": "owlv2-boxes", "clipseg": "clipseg"}
-    out = []
-    when = "" if offline() else " (or let the first run download it)"
-    for key, used_by in teachers.items():
-        spec = HUB_MODELS[key]
-        source = resolve_hub(key, None)
-        try:
-            cached = hub_cached(source)
-        except Exception as exc:
-            out.append(Check(f"{spec.what} weights", "missing", _first_line(exc), "pip install 'partdistill[vlm]'"))
-            continue
-        where = "local directory" if Path(source).is_absolute() else "Hugging Face cache"
-        if cached:
-            out.append(Check(f"{spec.what} weights", "ok", f"{source} ({where}); used by {used_by}"))
-        elif Path(source).is_absolute():
-            fix = f"{spec.env} points at a directory without a saved model; fix or unset it"
-            out.append(Check(f"{spec.what} weights", "missing", f"{source}: not a saved model", fix))
-        else:
-            out.append(
-                Check(
-                    f"{spec.what} weights",
-                    "missing",
-                    f"{source} not in the {where}; used by {used_by}",
-                    f"hf download {source}{when}, or set {spec.env}=DIR",
-                )
-            )
+
+def _check_sam(users: str) -> Check:
+    from partdistill_cli.weights import SAM_CHECKPOINTS, SAM_ENV, offline, resolve_sam, sam_cache_path, sam_present
+
     sam = resolve_sam(None)
     if sam_present(sam):
         where = sam_cache_path(sam) if sam in SAM_CHECKPOINTS else sam
-        out.append(Check("SAM checkpoint", "ok", f"{sam}: {where}; used by grounded-sam"))
-    elif sam in SAM_CHECKPOINTS:
-        ckpt = SAM_CHECKPOINTS[sam]
-        out.append(
-            Check(
-                "SAM checkpoint",
-                "missing",
-                f"{sam} not in {sam_cache_path(sam).parent}; used by grounded-sam",
-                f"curl -L -o {sam_cache_path(sam)} {ckpt.url}{when}, or set {SAM_ENV}=FILE",
-            )
+        return Check("SAM checkpoint", "ok", f"{sam}: {where}; used by {users}")
+    if sam in SAM_CHECKPOINTS:
+        when = "" if offline() else " (or let the first run download it)"
+        return Check(
+            "SAM checkpoint",
+            "missing",
+            f"{sam} not in {sam_cache_path(sam).parent}; used by {users}",
+            f"curl -L -o {sam_cache_path(sam)} {SAM_CHECKPOINTS[sam].url}{when}, or set {SAM_ENV}=FILE",
         )
-    else:
-        out.append(Check("SAM checkpoint", "missing", f"{sam}: no such file", f"fix or unset {SAM_ENV}"))
-    return out
+    return Check("SAM checkpoint", "missing", f"{sam}: no such file", f"fix or unset {SAM_ENV}")
 
 
 def _size(path: Path) -> int:
@@ -207,7 +206,8 @@ def _human(n: float) -> str:
 
 
 def check_caches() -> list[Check]:
-    from partdistill_cli.weights import CACHE_ENV, cache_root, offline
+    from partdistill_cli.store import CACHE_ENV, cache_root
+    from partdistill_cli.weights import offline
 
     root = cache_root()
     out = [Check("partdistill cache", "ok", f"{root} ({_human(_size(root))}); set {CACHE_ENV} to move it")]
