@@ -21,6 +21,27 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+def check_report(report: dict) -> None:
+    """An evaluate report is consistent: every category's mIoU and coverage are its shapes' means, a shape's mIoU
+    the mean of its part IoUs, and the summary the means over categories and over all shapes."""
+    for r in report["results"]:
+        assert 0 <= r["miou"] <= 1 and 0 <= r["coverage"] <= 1
+        assert r["miou"] == pytest.approx(np.mean([s["miou"] for s in r["shapes"]]))
+        assert r["coverage"] == pytest.approx(np.mean([s["coverage"] for s in r["shapes"]]))
+        for s in r["shapes"]:
+            assert set(s) == {"name", "miou", "coverage", "part_iou"}
+            assert s["miou"] == pytest.approx(np.mean(list(s["part_iou"].values())))
+    methods = list(dict.fromkeys(r["method"] for r in report["results"]))
+    assert list(report["summary"]) == methods
+    for m in methods:
+        rows = [r for r in report["results"] if r["method"] == m]
+        shapes = [s for r in rows for s in r["shapes"]]
+        summary = report["summary"][m]
+        assert summary["mean_over_categories"] == pytest.approx(np.mean([r["miou"] for r in rows]))
+        assert summary["mean_over_shapes"] == pytest.approx(np.mean([s["miou"] for s in shapes]))
+        assert summary["coverage"] == pytest.approx(np.mean([s["coverage"] for s in shapes]))
+
+
 def two_box_mesh() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A tall box (part 0) standing on a wide flat box (part 1): vertices, faces, per-face labels."""
     base = trimesh.creation.box(extents=(1.0, 0.2, 1.0))

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from partdistill_cli.commands import options as opt
+from partdistill_cli.config import METHODS
 from partdistill_cli.teachers.specs import DEFAULT_TEACHER, REAL_TEACHERS, teacher_help
 
 
@@ -25,7 +26,7 @@ def segment(
     ] = None,
     teacher: Annotated[opt.RealTeacher, typer.Option("--teacher", help=teacher_help(REAL_TEACHERS))] = DEFAULT_TEACHER,
     method: Annotated[
-        Literal["full", "forward", "vote"],
+        Literal[METHODS],
         typer.Option(
             "--method",
             help="full: student with forward + backward distillation; forward: forward only; vote: direct "

@@ -193,7 +193,7 @@ def weight_option_help(option: str) -> str:
     uses = []
     for key in dict.fromkeys(s.weights[option] for s in TEACHER_SPECS.values() if option in s.weights):
         src = WEIGHT_SOURCES[key]
-        uses.append(f"{src.what} for {', '.join(used_by(key))}: default ${src.env}, else {src.default}")
+        uses.append(f"{src.what} for {', '.join(used_by(key))}: ${src.env} if set, else {src.default}")
     return f"{WEIGHT_OPTION_HELP[option]} ({'; '.join(uses)})."
 
 
