@@ -114,7 +114,7 @@ def test_segmenter_loads_its_teacher_once_over_three_shapes(tiny, tmp_path, monk
     loads = []
 
     def counting(name, **options):
-        loads.append(name)
+        loads.append((name, options["device"]))
         return make_teacher(name, **options)
 
     make_teacher = pipeline.make_teacher
@@ -124,7 +124,9 @@ def test_segmenter_loads_its_teacher_once_over_three_shapes(tiny, tmp_path, monk
         v, f, _, _ = generate("chair", seed)
         result = seg(trimesh.Trimesh(v, f, process=False), PARTS, "chair")
         assert result.face_labels.shape == (len(f),) and result.face_labels.min() >= 0
-    assert loads == ["clipseg"]
+    assert loads == [("clipseg", "cpu")]
+    # The one device reaches the student too.
+    assert seg.distill_config().device == "cpu" and str(seg.teacher.device) == "cpu"
 
 
 def test_explain_needs_the_teachers_views(tiny, inputs, tmp_path):
@@ -169,6 +171,15 @@ def test_settings_are_checked_when_the_config_is_made(settings, message):
     with pytest.raises(ConfigError) as err:
         SegmentConfig(**settings)
     assert message in str(err.value)
+
+
+def test_segmenter_refuses_cuda_where_there_is_none():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the error raised without a GPU, but a GPU is present here")
+    with pytest.raises(ConfigError, match=r"CUDA is not available \(use --device cpu\)"):
+        Segmenter(device="cuda")
 
 
 def test_segmenter_refuses_the_simulated_teacher_and_mixed_arguments():

@@ -152,3 +152,27 @@ def test_train_category_with_a_real_teacher_architecture(tiny, chair_obj, tmp_pa
     assert len(cards) == 1
     card = json.loads(cards[0].read_text())
     assert card["teacher"].startswith("clipseg(") and card["trained_on"] == ["a", "b"]
+
+
+def test_train_category_and_segment_share_knowledge_and_student_with_a_background_part(tiny, chair_obj, tmp_path):
+    import shutil
+
+    folder = tmp_path / "chairs"
+    folder.mkdir()
+    shutil.copy(chair_obj[0], folder / "a.obj")
+    common = ["--category", "chair", "--parts", "back", "--teacher", "clipseg", *weight_args(tiny["clipseg"]),
+              "--views", "2", "--resolution", "64", "--points", "256", "--threshold", "0.0", "--epochs", "1",
+              "--cache-dir", tmp_path / "cache"]  # fmt: skip
+    trained = invoke(
+        ["train-category", folder, *common, "--mode", "forward"]
+    )  # one part asked: --other auto adds the background
+    assert trained.exit_code == 0, trained.output + repr(trained.exception)
+    (card,) = (tmp_path / "cache" / "students").glob("*/card.json")
+    assert json.loads(card.read_text())["parts"] == ["back", "other"]
+    result = invoke(["segment", folder / "a.obj", *common, "--out", tmp_path / "out"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    text = " ".join(result.output.split())
+    assert "teacher knowledge from the cache" in text and "using a cached category student" in text
+    doc = json.loads((tmp_path / "out" / "a.labels.json").read_text())
+    assert doc["parts"] == ["back", "other"] and doc["meta"]["other"] is True
+    assert set(doc["labels"]) <= {0, 1}

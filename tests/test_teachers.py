@@ -252,3 +252,41 @@ def test_max_boxes_keeps_the_best_boxes_of_each_view(tiny, views):
         assert sorted((d.score for d in best if d.view == v), reverse=True) == pytest.approx(top)
     with pytest.raises(ValueError, match="max_boxes"):
         make_teacher("gdino-boxes", device="cpu", **opts, max_boxes=0)
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_each_teacher_is_built_as_its_spec_declares(name, tiny):
+    from partdistill_cli.teachers.specs import TEACHER_SPECS
+
+    spec = TEACHER_SPECS[name]
+    teacher = make_teacher(name, device="cpu", **tiny[name])
+    assert teacher.kind == spec.kind and teacher.name.startswith(f"{name}(")
+    settings = teacher.detector if name in ("grounded-sam", "gdino-boxes") else teacher
+    assert getattr(settings, spec.threshold) == spec.default_threshold
+    # Its weight options and their environment variables, as the command line and weight_env use them.
+    assert set(spec.weights) == set(tiny[name])
+    assert {spec.env(k) for k in spec.weights} <= {"PARTDISTILL_GDINO", "PARTDISTILL_SAM", "PARTDISTILL_OWLV2",
+                                                   "PARTDISTILL_CLIPSEG"}  # fmt: skip
+    with pytest.raises(ValueError, match="no weight option"):
+        spec.env("nonsense")
+
+
+def test_every_command_offers_the_teachers_and_weight_options_of_the_specs(tmp_path):
+    import typer.main
+    from typer.testing import CliRunner
+
+    from partdistill_cli.cli import app
+    from partdistill_cli.teachers.specs import REAL_TEACHERS, TEACHER_SPECS
+
+    commands = typer.main.get_command(app).commands
+    options = {k for spec in TEACHER_SPECS.values() for k in spec.weights}
+    expected = {"segment": REAL_TEACHERS, "train-category": (*REAL_TEACHERS, "simulated"),
+                "evaluate": ("simulated", *REAL_TEACHERS)}  # fmt: skip
+    for command, teachers in expected.items():
+        assert options | {"teacher", "threshold", "device"} <= {p.name for p in commands[command].params}, command
+        args = [command, str(tmp_path), "--teacher", "bogus"] + (
+            ["--category", "x"] if command == "train-category" else []
+        )
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+        choices = ", ".join(f"'{t}'" for t in teachers)
+        assert result.exit_code == 2 and f"is not one of {choices}" in " ".join(result.output.split()), command
