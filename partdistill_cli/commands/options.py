@@ -113,3 +113,28 @@ def teacher_weights(teacher: str, **given: str | None) -> dict[str, str]:
         flags = ", ".join(f"--{k}" for k in ignored)
         console.print(f"[yellow]warning:[/] {flags} does not apply to the {teacher} teacher; ignored")
     return {k: v for k, v in given.items() if v is not None and k in spec.weights}
+
+
+def segment_config(
+    *,
+    teacher: str,
+    detector: str | None,
+    segmenter: str | None,
+    clipseg: str | None,
+    threshold: float | None,
+    views: int,
+    resolution: int,
+    renderer: RendererChoice,
+    up: UpAxis,
+    **fields,
+):
+    """The `SegmentConfig` of a command's teacher, weight, rendering and other (`fields`) options."""
+    from partdistill_cli.config import RenderSettings, SegmentConfig
+
+    return SegmentConfig(
+        teacher=teacher,
+        weights=teacher_weights(teacher, detector=detector, segmenter=segmenter, clipseg=clipseg),
+        threshold=threshold,
+        render=RenderSettings(views, resolution, renderer.value, up.value),
+        **fields,
+    )

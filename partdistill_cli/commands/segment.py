@@ -89,27 +89,16 @@ def segment(
     NAME.labels.json and NAME.labels.npy (per face for meshes, per point for clouds).
     """
     from partdistill_cli.api import Segmenter
-    from partdistill_cli.config import RenderSettings, SegmentConfig
     from partdistill_cli.console import console
     from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir
     from partdistill_cli.outputs import output_paths
     from partdistill_cli.pipeline import normalise_category
 
-    config = SegmentConfig(
-        teacher=teacher,
-        weights=opt.teacher_weights(teacher, detector=detector, segmenter=segmenter, clipseg=clipseg),
-        threshold=threshold,
-        render=RenderSettings(views, resolution, renderer.value, up.value),
-        points=points,
-        method=method,
-        student=student,
-        finetune_steps=finetune_steps,
-        epochs=epochs,
-        other=other,
-        seed=seed,
-        device=device,
-        cache_dir=cache_dir,
-    )
+    config = opt.segment_config(
+        teacher=teacher, detector=detector, segmenter=segmenter, clipseg=clipseg, threshold=threshold, views=views,
+        resolution=resolution, renderer=renderer, up=up, points=points, method=method, student=student,
+        finetune_steps=finetune_steps, epochs=epochs, other=other, seed=seed, device=device, cache_dir=cache_dir,
+    )  # fmt: skip
     category = normalise_category(category)
     seg = Segmenter(config)
     part_list = seg.parts(parts, category)

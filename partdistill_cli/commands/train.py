@@ -91,7 +91,6 @@ def train_category(
     import time
 
     from partdistill_cli import category as cat
-    from partdistill_cli.config import RenderSettings, SegmentConfig
     from partdistill_cli.console import console, progress
     from partdistill_cli.errors import UserError
     from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir
@@ -99,19 +98,11 @@ def train_category(
     from partdistill_cli.store import KnowledgeStore, copy_student
 
     simulated = teacher == "simulated"
-    config = SegmentConfig(
-        teacher=teacher,
-        weights=opt.teacher_weights(teacher, detector=detector, segmenter=segmenter, clipseg=clipseg),
-        threshold=threshold,
-        render=RenderSettings(views, resolution, renderer.value, up.value),
-        points=points,
-        method=mode,
-        epochs=epochs,
-        other=other,
-        seed=seed,
-        device=device,
-        cache_dir=cache_dir,
-    )
+    config = opt.segment_config(
+        teacher=teacher, detector=detector, segmenter=segmenter, clipseg=clipseg, threshold=threshold, views=views,
+        resolution=resolution, renderer=renderer, up=up, points=points, method=mode, epochs=epochs, other=other,
+        seed=seed, device=device, cache_dir=cache_dir,
+    )  # fmt: skip
     category = normalise_category(category)
     if category is None:
         raise UserError("--category must name the category, e.g. chair")
