@@ -14,13 +14,20 @@ Formats (DESIGN.md section 6):
   ``NAME.face_labels.npy`` (meshes) or ``NAME.{ply,npy,txt,...}`` + ``NAME.point_labels.npy`` (clouds).
 - ``partnet-mobility``: an object folder with per-part OBJs in ``textured_objs/`` and either our
   ``parts.json`` (a PartNetE name per OBJ) or PartNet's ``result.json`` part tree + ``meta.json``.
+- ``partnete``: PartSLIP's PartNet-Ensembled release, ``<Category>/<id>/pc.ply`` (a colored point cloud) +
+  ``label.npy`` (a pickled dict whose ``semantic_seg`` indexes the category's PartNetE part list, -1 = none;
+  read by an unpickler that rebuilds numpy arrays and nothing else).
 A folder that holds several data sets (e.g. one folder per synset or per object) is read recursively.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import json
+import pickle
+import re
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -39,10 +46,13 @@ from partdistill_cli.shapes import (
     read_mesh,
 )
 
-FORMATS = ("auto", "shapenetpart", "labeled-mesh", "partnet-mobility")
+FORMATS = ("auto", "shapenetpart", "labeled-mesh", "partnet-mobility", "partnete")
 FACE_LABELS_SUFFIX = ".face_labels.npy"
 POINT_LABELS_SUFFIX = ".point_labels.npy"
 SHAPENETPART_SUFFIXES = (".txt",)
+# The official ShapeNetPart archive keeps this index of categories beside the synset folders.
+SHAPENETPART_INDEX = "synsetoffset2category.txt"
+PARTNETE_CLOUD, PARTNETE_LABELS = "pc.ply", "label.npy"
 MAX_DEPTH = 4
 
 # How PartNet node names map to PartNetE part names (the rule described in shared/data/README.md, used to
@@ -166,16 +176,20 @@ def load_dataset(
     parts: list[str] | None = None,
     n_points: int = 2048,
     seed: int = 0,
+    keep: Collection[str] | None = None,
 ) -> list[LabeledShape]:
     """Load every labelled shape under `path` (a folder, a folder of data sets, or a single file).
 
     Args:
         path: data set folder or file.
-        fmt: "auto" (detected from the content), "shapenetpart", "labeled-mesh" or "partnet-mobility".
+        fmt: "auto" (detected from the content), "shapenetpart", "labeled-mesh", "partnet-mobility" or
+            "partnete".
         category: keep only shapes of this category (case-insensitive).
         parts: replace the part names (the same number of parts, in label order).
         n_points: surface samples per mesh; point clouds keep all their points.
         seed: seed of the meshes' surface sampling (the same seed gives the same points).
+        keep: keep only the shapes of these names (a split, see `read_split`); ShapeNetPart files not
+            listed are not even read.
     Returns shapes in a stable order (sorted file names). Raises `DatasetError` on any problem.
     """
     path = Path(path)
@@ -195,10 +209,12 @@ def load_dataset(
                 f"folder with meta.json, or PartNet-Mobility objects with parts.json / result.json)"
             )
         raise DatasetError(f"{path}: no {fmt} data found")
+    keep = None if keep is None else set(keep)
     loaders = {
-        "shapenetpart": _load_shapenetpart,
+        "shapenetpart": functools.partial(_load_shapenetpart, keep=keep),
         "labeled-mesh": _load_labeled_mesh,
         "partnet-mobility": _load_partnet_mobility,
+        "partnete": _load_partnete,
     }
     shapes: list[LabeledShape] = []
     for kind, source in sources:
@@ -210,6 +226,10 @@ def load_dataset(
         shapes = [s for s in shapes if s.category.lower() == category.strip().lower()]
         if not shapes:
             raise DatasetError(f"{path}: no shapes of category {category!r}")
+    if keep is not None:
+        shapes = [s for s in shapes if s.name in keep]
+        if not shapes:
+            raise DatasetError(f"{path}: none of its shapes is in the split")
     if not shapes:
         raise DatasetError(f"{path}: no labelled shapes found")
     if parts is not None:
@@ -236,6 +256,8 @@ def _looks_like(path: Path, fmt: str) -> bool:
     if path.is_file():
         if fmt == "partnet-mobility":
             return path.name == "parts.json"
+        if fmt == "partnete":
+            return path.name == PARTNETE_CLOUD and (path.parent / PARTNETE_LABELS).is_file()
         if fmt == "labeled-mesh":
             return _label_file(path) is not None
         seg = path.parent.parent / "points_label" / f"{path.stem}.seg"
@@ -246,15 +268,23 @@ def _looks_like(path: Path, fmt: str) -> bool:
         )
     if fmt == "labeled-mesh":
         return (path / "meta.json").is_file()
+    if fmt == "partnete":
+        return (path / PARTNETE_CLOUD).is_file() and (path / PARTNETE_LABELS).is_file()
     if (path / "points").is_dir() and (path / "points_label").is_dir():
         return True
-    return any(p.is_file() and p.suffix.lower() in SHAPENETPART_SUFFIXES for p in path.iterdir())
+    return any(_is_shapenetpart_file(p) for p in path.iterdir())
+
+
+def _is_shapenetpart_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in SHAPENETPART_SUFFIXES and path.name != SHAPENETPART_INDEX
 
 
 def _detect(path: Path) -> str | None:
     # PartNet-Mobility objects hold a meta.json too, and labelled-mesh folders may hold .txt clouds, so the
     # most specific layout is tried first.
-    return next((f for f in ("partnet-mobility", "labeled-mesh", "shapenetpart") if _looks_like(path, f)), None)
+    return next(
+        (f for f in ("partnet-mobility", "partnete", "labeled-mesh", "shapenetpart") if _looks_like(path, f)), None
+    )
 
 
 def _collect(path: Path, fmt: str, depth: int) -> list[tuple[str, Path]]:
@@ -274,11 +304,15 @@ def _collect(path: Path, fmt: str, depth: int) -> list[tuple[str, Path]]:
 # ShapeNetPart
 
 
-def _load_shapenetpart(path: Path, category: str | None, n_points: int, seed: int) -> list[LabeledShape]:
+def _load_shapenetpart(
+    path: Path, category: str | None, n_points: int, seed: int, keep: set[str] | None = None
+) -> list[LabeledShape]:
     if path.is_dir() and (path / "points").is_dir() and (path / "points_label").is_dir():
         files = sorted((path / "points").glob("*.pts"))
     else:
-        files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix.lower() == ".txt")
+        files = [path] if path.is_file() else sorted(p for p in path.iterdir() if _is_shapenetpart_file(p))
+    if keep is not None:
+        files = [f for f in files if f.stem in keep]
     out = []
     for f in files:
         name = _shapenetpart_file_category(f, category)
@@ -542,3 +576,96 @@ def _partnet_result_json(folder: Path) -> tuple[str, list[str], list[tuple[str, 
 
     objs = [(f"textured_objs/{o}.obj", label_of(names)) for names, obj_names in leaves for o in obj_names]
     return str(key or category), parts, objs
+
+
+# ---------------------------------------------------------------------------------------------------------
+# PartNetE (PartSLIP's PartNet-Ensembled)
+
+# The only objects a PartNetE label file may rebuild: numpy arrays (and their dtypes) inside plain containers.
+_ARRAY_GLOBALS = {
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Reads a pickle that holds numpy arrays in dicts, lists and tuples, and refuses any other object, so a
+    crafted file cannot name a function to call (the guard `torch.load(weights_only=True)` puts on checkpoints).
+    Written here because PartNetE stores its labels as a pickled dict, which `np.load` reads only with
+    `allow_pickle=True`, that is by running whatever the file names."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ARRAY_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to rebuild {module}.{name}: only numpy arrays are read")
+        return getattr(importlib.import_module(module), name)
+
+
+def read_partnete_labels(path: Path, n_parts: int) -> np.ndarray:
+    """(N,) int64 part labels of a PartNetE `label.npy`: its "semantic_seg" entry, -1 for no part.
+
+    The file is a .npy of a pickled dict (or a plain integer array); see `_ArrayUnpickler` for how it is read
+    safely. Raises `DatasetError` for any other content or for labels outside -1..n_parts-1.
+    """
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            _, _, dtype = np.lib.format.read_array_header_1_0(f) if version == (1, 0) else (
+                np.lib.format.read_array_header_2_0(f)
+            )  # fmt: skip
+            if dtype.hasobject:
+                content = _ArrayUnpickler(f).load()
+                content = content.item() if isinstance(content, np.ndarray) and content.shape == () else content
+            else:
+                content = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as exc:
+        raise DatasetError(f"{path}: not a PartNetE label file ({exc})") from exc
+    labels = content.get("semantic_seg") if isinstance(content, dict) else content
+    if not isinstance(labels, np.ndarray) or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DatasetError(f"{path}: expected 'semantic_seg', a 1-D integer array of part labels")
+    labels = labels.astype(np.int64)
+    if len(labels) and (labels.min() < -1 or labels.max() >= n_parts):
+        raise DatasetError(f"{path}: labels must lie in -1..{n_parts - 1}, found {labels.min()}..{labels.max()}")
+    return labels
+
+
+def _load_partnete(path: Path, category: str | None, n_points: int, seed: int) -> list[LabeledShape]:
+    folder = path.parent if path.is_file() else path
+    cat = _find_key(partnete_vocabulary(), folder.parent.name)
+    if cat is None:
+        raise DatasetError(
+            f"{folder}: a PartNetE object sits in a folder named after its category (e.g. Chair/179), and "
+            f"{folder.parent.name!r} is not one of the 45 PartNetE categories"
+        )
+    if category is not None and cat.lower() != category.strip().lower():
+        return []
+    parts = list(partnete_vocabulary()[cat])
+    shape = replace(load_shape(folder / PARTNETE_CLOUD, n_points, seed), name=folder.name)
+    if shape.is_mesh:
+        raise DatasetError(f"{folder / PARTNETE_CLOUD}: expected a point cloud, found a mesh")
+    labels = read_partnete_labels(folder / PARTNETE_LABELS, len(parts))
+    if len(labels) != shape.n_points:
+        raise DatasetError(f"{folder / PARTNETE_LABELS}: {len(labels)} labels for {shape.n_points} points")
+    return [LabeledShape(shape, labels, None, cat, parts, folder.name)]
+
+
+def read_split(path: str | Path) -> set[str]:
+    """The shape names a split file lists: a JSON list of strings (ShapeNetPart's
+    `shuffled_test_file_list.json`, entries "shape_data/<synset>/<id>") or a text file of one entry per line.
+    An entry names the shape by its last "/" or whitespace separated part (the file stem or object id)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read the split ({exc})") from exc
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError:
+        entries = text.splitlines()
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        raise DatasetError(f"{path}: a split is a JSON list of strings or one entry per line")
+    names = {re.split(r"[/\\\s]+", e.strip())[-1] for e in entries if e.strip()}
+    if not names:
+        raise DatasetError(f"{path}: the split lists no shapes")
+    return names

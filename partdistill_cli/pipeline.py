@@ -38,9 +38,7 @@ from partdistill_cli.teachers.specs import teacher_spec
 if TYPE_CHECKING:
     from partdistill_cli.student import DistillConfig, Student
 
-# Older code imports these names from here.
-OTHER = BACKGROUND_PART
-__all__ = ["OTHER", "Pipeline", "RenderSettings", "SegmentConfig", "TeachResult", "other_units", "teach"]
+OTHER = BACKGROUND_PART  # older code imports the background part's name from here
 OTHER_SCORE = 0.5
 
 
@@ -389,3 +387,16 @@ class Pipeline:
         labels = self.label(shape, taught.knowledge, category, teacher_name=taught.teacher)
         input_path = source if isinstance(source, (str, Path)) else None
         return self.result(shape, labels, taught, category, input_path)
+
+
+__all__ = [
+    "OTHER",
+    "Pipeline",
+    "RenderSettings",
+    "SegmentConfig",
+    "TeachResult",
+    "distill_config",
+    "other_units",
+    "save_teach_result",
+    "teach",
+]

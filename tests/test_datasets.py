@@ -493,3 +493,77 @@ def test_whole_shared_folder_loads():
     shapes = load_dataset(DATA, n_points=256)
     assert len(shapes) == 21 + 7 + 41 + 1
     assert all(isinstance(s, LabeledShape) and len(s.point_labels) == s.shape.n_points for s in shapes)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# PartNetE and splits
+
+
+def _partnete_object(root: Path, category: str, ident: str, labels: np.ndarray) -> Path:
+    import trimesh
+
+    folder = root / category / ident
+    folder.mkdir(parents=True)
+    xyz = np.random.default_rng(int(ident)).normal(size=(len(labels), 3))
+    trimesh.PointCloud(xyz).export(folder / "pc.ply")
+    # PartSLIP stores its labels as a pickled dict of arrays, as np.save writes one.
+    np.save(folder / "label.npy", {"semantic_seg": labels, "instance_seg": np.maximum(labels, -1)})
+    return folder
+
+
+def test_partnete_objects_load_with_their_category_parts(tmp_path):
+    kettle = _partnete_object(tmp_path, "Kettle", "101305", np.array([0, 1, 2, -1, 1, 0]))
+    _partnete_object(tmp_path, "Chair", "179", np.array([3, 3, 0, -1]))
+    shapes = load_dataset(tmp_path)
+    assert [(s.category, s.name) for s in shapes] == [("Chair", "179"), ("Kettle", "101305")]
+    chair, k = shapes
+    assert chair.parts == partnete_vocabulary()["Chair"] and chair.point_labels.tolist() == [3, 3, 0, -1]
+    assert k.shape.n_points == 6 and k.face_labels is None and k.shape.name == "101305"
+    assert load_dataset(kettle, fmt="partnete")[0].name == "101305"
+    assert [s.name for s in load_dataset(tmp_path, category="kettle")] == ["101305"]
+
+
+def test_partnete_labels_are_read_without_running_what_a_pickle_names(tmp_path):
+    folder = _partnete_object(tmp_path, "Kettle", "1", np.array([0, 1]))
+
+    class Boom:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    np.save(folder / "label.npy", {"semantic_seg": Boom()}, allow_pickle=True)
+    with pytest.raises(DatasetError, match=r"refusing to rebuild builtins\.print"):
+        load_dataset(tmp_path)
+    np.save(folder / "label.npy", {"semantic_seg": np.array([0, 7])})
+    with pytest.raises(DatasetError, match=r"labels must lie in -1\.\.2"):
+        load_dataset(tmp_path)
+    np.save(folder / "label.npy", np.array([0, 1, 1]))
+    with pytest.raises(DatasetError, match="3 labels for 2 points"):
+        load_dataset(tmp_path)
+    (tmp_path / "Spaceship").mkdir()
+    (tmp_path / "Kettle" / "1").rename(tmp_path / "Spaceship" / "1")
+    with pytest.raises(DatasetError, match="'Spaceship' is not one of the 45 PartNetE categories"):
+        load_dataset(tmp_path)
+
+
+def test_a_split_keeps_only_its_shapes_and_skips_the_shapenetpart_index(tmp_path):
+    from partdistill_cli.datasets import read_split
+
+    root = tmp_path / "shapenetcore_partanno_segmentation_benchmark_v0_normal"
+    (root / "03001627").mkdir(parents=True)
+    (root / "synsetoffset2category.txt").write_text("Chair\t03001627\n")
+    rows = "\n".join(f"{x} 0 {x % 3} 0 1 0 {12 + x % 4}" for x in range(8))
+    for name in ("aaa", "bbb", "ccc"):
+        (root / "03001627" / f"{name}.txt").write_text(rows + "\n")
+    split = tmp_path / "shuffled_test_file_list.json"
+    split.write_text(json.dumps(["shape_data/03001627/bbb", "shape_data/03001627/zzz"]))
+    assert read_split(split) == {"bbb", "zzz"}
+    assert [s.name for s in load_dataset(root)] == ["aaa", "bbb", "ccc"]
+    assert [s.name for s in load_dataset(root, keep=read_split(split))] == ["bbb"]
+    lines = tmp_path / "test.txt"
+    lines.write_text("Chair/ccc\n\nChair aaa\n")
+    assert read_split(lines) == {"ccc", "aaa"}
+    with pytest.raises(DatasetError, match="none of its shapes is in the split"):
+        load_dataset(root, keep={"nothing"})
+    (tmp_path / "bad.json").write_text('{"a": 1}')
+    with pytest.raises(DatasetError, match="a JSON list of strings"):
+        read_split(tmp_path / "bad.json")

@@ -155,3 +155,37 @@ def test_knowledge_path_keys_and_round_trip(tmp_path):
     back = Knowledge.load(base)
     np.testing.assert_array_equal(back.indices, k.indices)
     assert back.parts == PARTS
+
+
+def test_knowledge_store_keys_the_background_part_and_category_and_refuses_what_does_not_fit(tmp_path, capsys):
+    from partdistill_cli.config import RenderSettings
+    from partdistill_cli.parts import PartList
+    from partdistill_cli.shapes import from_points
+
+    shape = from_points(np.random.default_rng(0).normal(size=(5, 3)), name="blob")
+    parts, settings = PartList(tuple(PARTS)), RenderSettings(4, 128)
+    kept = store.KnowledgeStore(tmp_path)
+    path = kept.path(shape, "clipseg", parts, settings, "chair")
+    # The same key as knowledge_path with the render settings and the category: caches written before still load.
+    assert path == store.knowledge_path(
+        shape.fingerprint(), "clipseg", PARTS, {**settings.to_dict(), "category": "chair"}, tmp_path
+    )
+    others = {
+        kept.path(shape, "clipseg", PartList(tuple(PARTS), background=True), settings, "chair"),
+        kept.path(shape, "clipseg", parts, settings, "table"),
+        kept.path(shape, "clipseg", parts, RenderSettings(4, 256), "chair"),
+    }
+    assert path not in others and len(others) == 3
+    assert kept.load(path, shape, parts) is None  # nothing there yet
+    k = Knowledge(
+        np.array([0]), np.ones(1, np.float32), np.zeros(1, np.int64), np.array([0, 2]), np.array([1, 3]), 5, PARTS
+    )
+    k.save(path)
+    assert kept.load(path, shape, parts).indices.tolist() == [1, 3]
+    assert kept.load(path, shape, PartList(tuple(PARTS), background=True)) is None  # another part list
+    assert kept.load(path, from_points(np.zeros((6, 3)) + np.arange(6)[:, None]), parts) is None  # other points
+    path.write_bytes(b"not an npz")
+    assert kept.load(path, shape, parts) is None
+    assert "ignoring a corrupt knowledge file" in capsys.readouterr().err
+    beside = store.KnowledgeStore(tmp_path, folder=tmp_path / "mine").path(shape, "clipseg", parts, settings, "chair")
+    assert beside.parent == tmp_path / "mine" and beside.name.startswith("blob.") and beside.suffix == ".npz"

@@ -9,7 +9,7 @@ from partdistill_cli.cli import app
 from partdistill_cli.procedural import write_labeled_mesh_folder
 
 
-def test_train_category_caches_a_student_with_its_card(tmp_path):
+def test_train_category_caches_a_student_with_its_card(tmp_path, monkeypatch):
     folder = tmp_path / "chairs"
     write_labeled_mesh_folder(folder, "chair", 2, seed=0)
     few = tmp_path / "few"
@@ -27,8 +27,15 @@ def test_train_category_caches_a_student_with_its_card(tmp_path):
     assert card["category"] == "chair" and card["parts"] == ["back", "seat", "leg", "armrest"]
     assert card["teacher"] == "simulated:default" and len(card["trained_on"]) == 3
     assert card["loss"] and all(np.isfinite(card["loss"]))
-    # Knowledge was cached once per shape; a second run reuses it.
+    # Knowledge was cached once per shape; a second run reuses it and asks the teacher nothing.
     assert len(list((cache / "knowledge").rglob("*.npz"))) == 2
+    from partdistill_cli import pipeline
+
+    taught = []
+    monkeypatch.setattr(pipeline, "teach", lambda *a, **k: taught.append(a[0].name))
+    again = CliRunner().invoke(app, args[:-4])
+    assert again.exit_code == 0, again.output
+    assert taught == [] and len(list((cache / "knowledge").rglob("*.npz"))) == 2
 
     from partdistill_cli.procedural import generate
     from partdistill_cli.shapes import from_mesh

@@ -18,6 +18,7 @@ class DataFormat(str, Enum):
     shapenetpart = "shapenetpart"
     labeled_mesh = "labeled-mesh"
     partnet_mobility = "partnet-mobility"
+    partnete = "partnete"
 
 
 class ProtocolChoice(str, Enum):
@@ -30,11 +31,20 @@ def evaluate(
         str,
         typer.Argument(
             help="A labeled data set: a folder or file (ShapeNetPart txt, labeled-mesh folder, PartNet-Mobility "
-            "object folder(s)), or 'procedural' / 'procedural:chair,mug' for generated shapes."
+            "object folder(s), PartNetE <Category>/<id>/ folders), or 'procedural' / 'procedural:chair,mug' for "
+            "generated shapes."
         ),
     ],
     fmt: Annotated[DataFormat, typer.Option("--format", help="Data set layout; auto detects it.")] = DataFormat.auto,
     category: Annotated[str | None, typer.Option("--category", help="Only shapes of this category.")] = None,
+    split: Annotated[
+        Path | None,
+        typer.Option(
+            "--split",
+            help="Only the shapes this split file lists: a JSON list (ShapeNetPart's train_test_split/"
+            "shuffled_test_file_list.json) or one entry per line; an entry's last path part is the shape's name.",
+        ),
+    ] = None,
     parts: Annotated[
         str | None,
         typer.Option("--parts", help="Comma-separated part names replacing the data set's (same count)."),
@@ -107,6 +117,7 @@ def evaluate(
     import json
 
     from partdistill_cli.console import console, progress
+    from partdistill_cli.datasets import read_split
     from partdistill_cli.errors import UserError
     from partdistill_cli.evaluate import EvalConfig, expand_methods, run_evaluation
     from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir, write_text
@@ -126,7 +137,8 @@ def evaluate(
         if any(p.name.endswith(".npz") or p.is_dir() for p in save_knowledge.iterdir()) and not overwrite:
             raise UserError(f"{save_knowledge}: already holds saved knowledge (pass --overwrite to replace it)")
     part_list = [p.strip() for p in parts.split(",") if p.strip()] if parts else None
-    items = _load(data, fmt.value, category, part_list, points, per_category, seed)
+    keep = read_split(split) if split is not None else None
+    items = _load(data, fmt.value, category, part_list, points, per_category, seed, keep)
     config = EvalConfig(
         methods,
         noise_cfg,
@@ -154,7 +166,7 @@ def evaluate(
         console.print(f"report written to [bold]{out}[/]")
 
 
-def _load(data, fmt, category, parts, points, per_category, seed):
+def _load(data, fmt, category, parts, points, per_category, seed, keep):
     from partdistill_cli.datasets import load_dataset
     from partdistill_cli.errors import UserError
 
@@ -170,7 +182,7 @@ def _load(data, fmt, category, parts, points, per_category, seed):
                 f"unknown procedural categor(ies) {', '.join(unknown)}; known: {', '.join(procedural.CATEGORIES)}"
             )
         return procedural.procedural_dataset(cats, per_category, seed, points)
-    items = load_dataset(data, fmt, category, parts, points, seed)
+    items = load_dataset(data, fmt, category, parts, points, seed, keep)
     if not items:
         raise UserError(f"{data}: no shapes found" + (f" of category {category}" if category else ""))
     return items
