@@ -37,6 +37,14 @@ def test_other_units_claim_what_no_detection_claims():
     )
     k = result.knowledge
     assert k.parts == [parts[0], OTHER]
+    # Per view, the background unit is exactly the visible points no detection of that view covers.
+    for v in range(result.views.n_views):
+        units = np.flatnonzero(k.views == v)
+        found = [k.unit(u) for u in units if k.labels[u] == 0]
+        (background,) = [k.unit(u) for u in units if k.labels[u] == 1]
+        claimed = np.concatenate(found) if found else np.zeros(0, np.int64)
+        visible = np.flatnonzero(result.views.pixel_of_point[v] >= 0)
+        assert np.array_equal(np.sort(background), np.setdiff1d(visible, claimed)), v
     labels = vote(k).point_labels
     gt = only_first[shape.face_ids]
     covered = labels >= 0
