@@ -52,7 +52,8 @@ def test_evaluate_report_format_and_values(tmp_path):
     for r in report["results"]:
         assert 0 <= r["miou"] <= 1 and 0 <= r["coverage"] <= 1 and len(r["shapes"]) == 2
         for s in r["shapes"]:
-            assert set(s) == {"name", "miou", "coverage", "part_iou"}
+            assert set(s) == {"name", "miou", "coverage", "part_iou", "part_share", "face_miou", "face_part_iou"}
+            assert np.isclose(s["face_miou"], np.mean(list(s["face_part_iou"].values())))
             assert np.isclose(s["miou"], np.mean(list(s["part_iou"].values())))
     fill = [r for r in report["results"] if r["method"] == "vote-fill"]
     assert all(r["coverage"] == 1.0 for r in fill)
