@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import trimesh
 from PIL import Image
+from selenium.webdriver.common.by import By
 from test_outputs import PARTS, cloud_result, mesh_result
 from typer.testing import CliRunner
 
@@ -236,13 +237,12 @@ def test_mesh_page_draws_every_part_colour_with_no_console_error(browser, mesh):
     pixels = canvas_pixels(browser)
     assert pixels.shape[1] == 700  # the canvas fills the viewport left of the 300-pixel sidebar
     assert shade_share(pixels, PALETTE[0]) > 0.3 and shade_share(pixels, PALETTE[1]) > 0.05
+    assert not browser.find_element(By.ID, "pd-explain").is_displayed()  # no explain sheet given
     # Nothing was fetched: the page carries everything it needs.
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
 
 
 def test_legend_entry_toggles_its_part_off_and_on(browser, mesh):
-    from selenium.webdriver.common.by import By
-
     open_viewer(browser, mesh["written"][-1])
     entry = browser.find_element(By.CSS_SELECTOR, '.pd-part[data-entry="1"]')
     assert entry.text.split() == ["handle", f"{legend_entries(read_result(mesh['json']))[1]['share']:.1%}"]
@@ -274,8 +274,6 @@ def test_hovering_a_face_shows_its_part_and_confidence(browser, mesh):
 
 
 def test_confidence_heat_map_replaces_the_part_colours(browser, mesh):
-    from selenium.webdriver.common.by import By
-
     open_viewer(browser, mesh["written"][-1])
     before = frames(browser)
     browser.find_element(By.ID, "pd-mode-confidence").click()
@@ -299,12 +297,13 @@ def test_point_cloud_page_shows_points_and_their_parts(browser, cloud):
 
 
 def test_explain_sheet_is_shown_beside_the_shape(browser, tmp_path):
-    from selenium.webdriver.common.by import By
-
     r = mesh_result(tmp_path, html=True, explain=png_bytes(size=(64, 48)))
     open_viewer(browser, r["out"] / "thing.viewer.html")
     assert browser.find_element(By.ID, "pd-explain").is_displayed()
     assert browser.execute_script("return document.getElementById('pd-explain-image').naturalWidth") == 64
+    browser.find_element(By.ID, "pd-explain-toggle").click()
+    assert not browser.find_element(By.ID, "pd-explain").is_displayed()
+    assert browser.find_element(By.ID, "pd-explain-toggle").text == "show the teacher's views"
     assert console_errors(browser) == []
 
 
@@ -321,8 +320,6 @@ def test_hostile_part_names_show_as_text(browser, mesh, tmp_path):
 
 
 def test_index_cards_open_their_viewer(browser, tmp_path):
-    from selenium.webdriver.common.by import By
-
     a = mesh_result(tmp_path / "a")
     cloud_result(tmp_path / "b", name="cloud", out=a["out"])
     export_results(a["out"], "html")

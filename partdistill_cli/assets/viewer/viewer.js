@@ -170,10 +170,14 @@
   controls.screenSpacePanning = true;
 
   function home() {
-    const distance = (radius / Math.sin(((camera.fov / 2) * Math.PI) / 180)) * 1.05;
+    // Fit the bounding sphere within the narrower of the vertical and horizontal fields of view.
+    const halfV = ((camera.fov / 2) * Math.PI) / 180;
+    const halfH = Math.atan(Math.tan(halfV) * camera.aspect);
+    const distance = (radius / Math.sin(Math.min(halfV, halfH))) * 1.05;
     controls.target.copy(center);
     camera.position.copy(center).addScaledVector(homeDirection, distance);
     controls.update();
+    requestDraw();
   }
 
   // Three.js lights are physical: a light of intensity PI gives a surface facing it its full colour.
@@ -187,6 +191,13 @@
     headlight.target.position.copy(controls.target);
     renderer.render(scene, camera);
     api.frames += 1;
+    if (api.frames === 1) {
+      // The browser begins the next frame only once this one is handed to the screen: the page is ready then.
+      requestAnimationFrame(() => {
+        api.loadMs = performance.now();
+        api.ready = true;
+      });
+    }
   }
   let pending = false;
   function requestDraw() {
@@ -199,15 +210,21 @@
   }
   controls.addEventListener("change", requestDraw);
 
-  function resize() {
+  // Fit the drawing buffer to the stage; true if its size changed.
+  function fit() {
     const w = Math.max(stage.clientWidth, 1);
     const h = Math.max(stage.clientHeight, 1);
+    const size = renderer.getSize(new T.Vector2());
+    if (size.x === w && size.y === h) return false;
     renderer.setSize(w, h, false);
     camera.aspect = w / h;
     camera.updateProjectionMatrix();
-    draw();
+    return true;
   }
-  new ResizeObserver(resize).observe(stage);
+  // Observers report in the browser's rendering step, so a resized view is drawn in the same frame.
+  new ResizeObserver(() => {
+    if (fit()) draw();
+  }).observe(stage);
 
   // ---- picking ----------------------------------------------------------------------------------------------
   const raycaster = new T.Raycaster();
@@ -246,7 +263,8 @@
     const rect = canvas.getBoundingClientRect();
     const x = rect.left + ((ndcPoint.x + 1) / 2) * rect.width;
     const y = rect.top + ((1 - ndcPoint.y) / 2) * rect.height;
-    const hit = pickAt(x, y);
+    const inside = x >= rect.left && x < rect.right && y >= rect.top && y < rect.bottom && ndcPoint.z < 1;
+    const hit = inside ? pickAt(x, y) : null;
     return { x, y, visible: hit !== null && hit.element === i };
   }
 
@@ -372,8 +390,17 @@
   }
 
   if (data.explain) {
-    document.getElementById("pd-explain-image").src = data.explain;
-    document.getElementById("pd-explain").hidden = false;
+    const panel = document.getElementById("pd-explain");
+    const toggle = document.getElementById("pd-explain-toggle");
+    const image = document.getElementById("pd-explain-image");
+    image.src = data.explain;
+    image.addEventListener("click", () => image.classList.toggle("pd-zoom"));
+    panel.hidden = false;
+    document.getElementById("pd-explain-row").hidden = false;
+    toggle.addEventListener("click", () => {
+      panel.hidden = !panel.hidden;
+      toggle.textContent = panel.hidden ? "show the teacher's views" : "hide the teacher's views";
+    });
   }
 
   Object.assign(api, {
@@ -385,11 +412,6 @@
     home,
   });
 
+  fit();
   home();
-  resize();
-  // Ready once the first frame has reached the screen (the frame after the first draw).
-  requestAnimationFrame(() => {
-    api.loadMs = performance.now();
-    api.ready = true;
-  });
 })();
