@@ -49,8 +49,9 @@ NO_CHROMIUM = (
 
 
 @contextlib.contextmanager
-def headless_chromium(width: int = 1000, height: int = 700) -> Iterator:
-    """A Selenium Chrome driver on a fresh profile whose viewport is `width` x `height` CSS pixels at scale 1."""
+def headless_chromium(width: int = 1000, height: int = 700, extra_flags: tuple[str, ...] = ()) -> Iterator:
+    """A Selenium Chrome driver on a fresh profile whose viewport is `width` x `height` CSS pixels at scale 1;
+    `extra_flags` are added to the browser's command line."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -61,7 +62,7 @@ def headless_chromium(width: int = 1000, height: int = 700) -> Iterator:
     with tempfile.TemporaryDirectory(prefix="partdistill-chromium-") as profile:
         options = webdriver.ChromeOptions()
         options.binary_location = found[0]
-        for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+        for flag in (*FLAGS, *extra_flags, f"--user-data-dir={profile}", f"--window-size={width},{height}"):
             options.add_argument(flag)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         driver = webdriver.Chrome(service=Service(found[1]), options=options)

@@ -337,3 +337,13 @@ def test_index_cards_open_their_viewer(browser, tmp_path):
         time.sleep(0.05)
     assert browser.current_url.endswith("/thing.viewer.html")
     assert console_errors(browser) == []
+
+
+def test_a_browser_without_webgl_gets_a_message_not_a_blank_page(mesh):
+    if find_chromium() is None:
+        pytest.skip(NO_CHROMIUM)
+    with headless_chromium(extra_flags=("--disable-3d-apis",)) as driver:
+        state = open_viewer(driver, mesh["written"][-1])
+        assert not state["ready"] and state["error"].startswith("this viewer needs WebGL")
+        box = driver.find_element(By.ID, "pd-error")
+        assert box.is_displayed() and box.text == state["error"]
