@@ -2,13 +2,11 @@
 // script that defines the global `PDThree`. Listing names (not `export * from "three"`) lets the bundler drop
 // the rest of the library.
 export {
-  AmbientLight,
   BufferAttribute,
   BufferGeometry,
   Color,
   DirectionalLight,
   DoubleSide,
-  Float32BufferAttribute,
   HemisphereLight,
   Mesh,
   MeshLambertMaterial,
@@ -17,11 +15,9 @@ export {
   PointsMaterial,
   Raycaster,
   Scene,
-  Sphere,
   SRGBColorSpace,
   Vector2,
   Vector3,
   WebGLRenderer,
-  REVISION,
 } from "three";
 export { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";

@@ -168,6 +168,9 @@
   camera.up.copy(up);
   const controls = new T.OrbitControls(camera, canvas);
   controls.screenSpacePanning = true;
+  // Keep the shape between the camera's clipping planes however far one zooms.
+  controls.minDistance = radius / 20;
+  controls.maxDistance = radius * 50;
 
   function home() {
     // Fit the bounding sphere within the narrower of the vertical and horizontal fields of view.
