@@ -130,3 +130,22 @@ def click_mouse(driver, x: float, y: float) -> None:
         driver.execute_cdp_cmd(
             "Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}
         )
+
+
+def drag_mouse(driver, x0: float, y0: float, x1: float, y1: float, steps: int = 8) -> None:
+    """Drag with the left button from client pixel (x0, y0) to (x1, y1) in `steps` moves."""
+    mouse = {"button": "left", "clickCount": 1}
+    driver.execute_cdp_cmd("Input.dispatchMouseEvent", {"type": "mousePressed", "x": x0, "y": y0, **mouse})
+    for k in range(1, steps + 1):
+        x, y = x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps
+        driver.execute_cdp_cmd(
+            "Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y, "buttons": 1, **mouse}
+        )
+    driver.execute_cdp_cmd("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": x1, "y": y1, **mouse})
+
+
+def scroll_wheel(driver, x: float, y: float, delta_y: float) -> None:
+    """Turn the mouse wheel at client pixel (x, y) (negative `delta_y`: away from the user, i.e. zoom in)."""
+    driver.execute_cdp_cmd(
+        "Input.dispatchMouseEvent", {"type": "mouseWheel", "x": x, "y": y, "deltaX": 0, "deltaY": delta_y}
+    )

@@ -28,11 +28,13 @@ from browser import (
     canvas_pixels,
     click_mouse,
     console_errors,
+    drag_mouse,
     find_chromium,
     frames,
     headless_chromium,
     move_mouse,
     open_viewer,
+    scroll_wheel,
 )
 
 DTYPES = {"float32": "<f4", "uint32": "<u4", "uint16": "<u2", "uint8": "u1"}
@@ -270,6 +272,23 @@ def test_hovering_a_face_shows_its_part_and_confidence(browser, mesh):
     move_mouse(browser, 5, 5)  # a corner of the canvas: background, no part
     time.sleep(0.2)
     assert tooltip(browser, timeout=0.2) == ""
+    assert console_errors(browser) == []
+
+
+def test_drag_orbits_and_the_wheel_zooms(browser, mesh):
+    open_viewer(browser, mesh["written"][-1])
+    corners = [0, 1]  # the centroids of two faces, on screen
+    where = "return arguments[0].map(i => window.partdistillViewer.project(i))"
+    start = browser.execute_script(where, corners)
+    drag_mouse(browser, 350, 330, 450, 330)
+    turned = browser.execute_script(where, corners)
+    assert all(np.hypot(a["x"] - b["x"], a["y"] - b["y"]) > 10 for a, b in zip(start, turned, strict=True))
+    assert browser.execute_script("return document.getElementById('pd-info').textContent").startswith("click on")
+    gap = np.hypot(turned[0]["x"] - turned[1]["x"], turned[0]["y"] - turned[1]["y"])
+    scroll_wheel(browser, 350, 330, -300)
+    time.sleep(0.2)
+    zoomed = browser.execute_script(where, corners)
+    assert np.hypot(zoomed[0]["x"] - zoomed[1]["x"], zoomed[0]["y"] - zoomed[1]["y"]) > 1.1 * gap
     assert console_errors(browser) == []
 
 
