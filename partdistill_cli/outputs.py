@@ -11,6 +11,8 @@ For an input shape NAME, into an output folder:
   or per-point (cloud) labels and confidences, and `meta` (teacher, method, settings).
 - `NAME.labels.npy`: (F,) or (N,) int64 labels, the same as in the json.
 - `NAME.preview.png` (optional): the segmented shape from several views with a legend.
+- `NAME.explain.png` (optional): the teacher's detections per view beside the final labels.
+- `NAME.viewer.html` (optional): the result as a self-contained web page (`partdistill_cli.viewer`).
 
 All files of one call are written to temporaries first and renamed into place only when every one of them
 has been written (`write_all`), so a failure leaves none of them behind.
@@ -378,7 +380,7 @@ def result_json(result: SegmentResult, out_dir: Path) -> dict:
     return doc
 
 
-def output_paths(out_dir: Path, name: str, preview: bool) -> dict[str, Path]:
+def output_paths(out_dir: Path, name: str, preview: bool, html: bool = False) -> dict[str, Path]:
     """Where `write_segment_outputs` puts each file."""
     out_dir = Path(out_dir)
     paths = {
@@ -388,6 +390,10 @@ def output_paths(out_dir: Path, name: str, preview: bool) -> dict[str, Path]:
     }
     if preview:
         paths["preview"] = out_dir / f"{name}.preview.png"
+    if html:
+        from partdistill_cli.viewer import viewer_path
+
+        paths["html"] = viewer_path(out_dir, name)
     return paths
 
 
@@ -416,18 +422,24 @@ def write_segment_outputs(
     overwrite: bool = False,
     preview: bool = False,
     meta: dict | None = None,
+    html: bool = False,
+    explain: bytes | None = None,
 ) -> list[Path]:
     """Write a segmentation of `shape` (loaded from `input_path`) into `out_dir` (see the module docstring).
 
     `labels.face_labels` (F,) in file face order for meshes, `labels.point_labels` (N,) in file point order
     for clouds. Raises `OutputError` if `out_dir` is not writable, an output would replace the input, or an
-    output exists and not `overwrite`; ValueError if the labels do not fit the shape. Returns the paths
-    written (ply, json, npy[, png]); nothing is written if any of them fails.
+    output exists and not `overwrite`; ValueError if the labels do not fit the shape. `explain` (PNG bytes of
+    `preview.explain_sheet`) is written as `NAME.explain.png`; with `html`, the viewer page is written too and
+    shows that sheet. Returns the paths written (ply, json, npy[, png][, html][, explain png]); nothing is
+    written if any of them fails.
     """
     input_path = Path(input_path)
     result = make_result(input_path, shape, labels, meta)
     out_dir = check_writable_dir(out_dir)
-    paths = output_paths(out_dir, result.name, preview)
+    paths = output_paths(out_dir, result.name, preview, html)
+    if explain is not None:
+        paths["explain"] = out_dir / f"{result.name}.explain.png"
     check_not_overwriting(list(paths.values()), [input_path], overwrite)
     # Render before writing anything, so that slow or failing work does not leave half the outputs.
     writers: dict[Path, Callable[[Path], None]] = {
@@ -442,6 +454,12 @@ def write_segment_outputs(
 
         image, _ = render_preview(shape, labels)
         writers[paths["preview"]] = _save_image(image)
+    if html:
+        from partdistill_cli.viewer import viewer_html
+
+        writers[paths["html"]] = _save_bytes(viewer_html(result, explain).encode("utf-8"))
+    if explain is not None:
+        writers[paths["explain"]] = _save_bytes(explain)
     return write_all(writers)
 
 

@@ -4,6 +4,7 @@ The models' masks and boxes are meaningless (random weights): these tests assert
 labels within the part list), not quality. Quality is measured with the simulated teacher (evaluate).
 """
 
+import base64
 import json
 
 import numpy as np
@@ -42,7 +43,7 @@ def test_segment_mesh_with_grounded_sam_full_distillation(tiny, chair_obj, tmp_p
     out = tmp_path / "out"
     args = ["segment", path, "--parts", ",".join(PARTS), "--category", "chair", "--teacher", "grounded-sam",
             *weight_args(tiny["grounded-sam"]), *FAST, "--out", out, "--cache-dir", tmp_path / "cache",
-            "--preview", "--explain"]  # fmt: skip
+            "--preview", "--explain", "--html"]  # fmt: skip
     result = invoke(args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     names = sorted(p.name for p in out.iterdir())
@@ -52,7 +53,10 @@ def test_segment_mesh_with_grounded_sam_full_distillation(tiny, chair_obj, tmp_p
         "chair.labels.npy",
         "chair.parts.ply",
         "chair.preview.png",
+        "chair.viewer.html",
     ]
+    explain = base64.b64encode((out / "chair.explain.png").read_bytes()).decode()
+    assert f'"explain":"data:image/png;base64,{explain}"' in (out / "chair.viewer.html").read_text()
     labels = np.load(out / "chair.labels.npy")
     assert labels.shape == (n_faces,) and labels.min() >= 0 and labels.max() < len(PARTS)
     doc = json.loads((out / "chair.labels.json").read_text())

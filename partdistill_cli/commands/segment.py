@@ -155,6 +155,14 @@ def segment(
             "--explain", help="Also write NAME.explain.png: the teacher's raw masks per view beside the result."
         ),
     ] = False,
+    html: Annotated[
+        bool,
+        typer.Option(
+            "--html",
+            help="Also write NAME.viewer.html: the result in 3D in any browser, one self-contained file "
+            "(with --explain, the teacher's views beside it).",
+        ),
+    ] = False,
     cache_dir: Annotated[
         Path | None,
         typer.Option(
@@ -183,7 +191,7 @@ def segment(
     s = load_shape(shape, n_points=points, seed=seed)
     out_dir = out if out is not None else shape.parent
     check_writable_dir(out_dir)
-    targets = list(output_paths(out_dir, s.name, preview).values())
+    targets = list(output_paths(out_dir, s.name, preview, html).values())
     if explain:
         targets.append(out_dir / f"{s.name}.explain.png")
     check_not_overwriting(targets, [shape], overwrite)
@@ -227,14 +235,18 @@ def segment(
         "seed": seed,
         "other": use_other,
     }
-    written = write_segment_outputs(shape, s, labels, out_dir, overwrite=overwrite, preview=preview, meta=meta)
+    explain_png = None
     if explain:
-        from partdistill_cli.io_utils import atomic_path
+        import tempfile
+
         from partdistill_cli.preview import explain_sheet
 
-        with atomic_path(out_dir / f"{s.name}.explain.png") as tmp:
-            explain_sheet(result.views, result.detections, labels, knowledge.parts, tmp)
-        written.append(out_dir / f"{s.name}.explain.png")
+        with tempfile.TemporaryDirectory() as tmp:
+            explain_sheet(result.views, result.detections, labels, knowledge.parts, Path(tmp) / "explain.png")
+            explain_png = (Path(tmp) / "explain.png").read_bytes()
+    written = write_segment_outputs(
+        shape, s, labels, out_dir, overwrite=overwrite, preview=preview, meta=meta, html=html, explain=explain_png
+    )
     _summary(s, labels)
     for path in written:
         console.print(f"wrote [bold]{path}[/]")
