@@ -3,7 +3,7 @@ variant (tests/corpus/make_corpus.py), each loaded in a worker process with a ti
 
 Prints how many files loaded, failed with a one-line error, raised a traceback, hung or crashed the worker,
 and lists every defect (tracebacks, hangs, crashes, errors that do not name their file or span lines, Python
-warnings) with its file, which is kept under --keep for a look.
+warnings, library output on the console) with its file, which is kept under --keep for a look.
 
 Usage: python bench/fuzz.py [--per-seed 60] [--seed 1] [--timeout 20] [--keep DIR]
 (18 seeds x 60 = 1,080 files; about 2-4 minutes on 2 cores.)
@@ -47,7 +47,7 @@ def main() -> int:
     counts = report.counts
     print(f"{len(files)} files from {len(seeds)} seeds (seed {args.seed}) in {elapsed:.0f} s, kept in {folder}")
     print(", ".join(f"{k} {counts[k]}" for k in ("ok", "error", "traceback", "hang", "crash")))
-    print(", ".join(f"{k} {counts[k]}" for k in ("unnamed", "multiline", "warned")))
+    print(", ".join(f"{k} {counts[k]}" for k in ("unnamed", "multiline", "warned", "noisy")))
     slowest = max(report.results, key=lambda r: r.seconds)
     print(f"slowest file: {slowest.path.name} ({slowest.seconds:.1f} s)")
     for r in report.defects():
@@ -55,6 +55,8 @@ def main() -> int:
         print(f"  {r.outcome:9} {r.path.name}: {detail.splitlines()[0][:200] if detail else ''}")
         if r.warnings and r.outcome != "traceback":
             print(f"            warnings: {'; '.join(r.warnings)[:200]}")
+        if r.noise:
+            print(f"            printed: {' / '.join(r.noise)[:200]}")
     return 1 if report.defects() else 0
 
 

@@ -64,7 +64,7 @@ def test_render_writes_views_and_sheet(tmp_path, box_file):
         ("missing.obj", None, "no such file"),
         ("shape.abc", b"1 2 3\n", "unknown extension"),
         ("empty.ply", b"", "empty"),
-        ("garbage.glb", bytes(range(256)) * 8, "cannot read"),
+        ("garbage.glb", bytes(range(256)) * 8, "not a GLB file"),
         ("nan.xyz", b"0 0 0\n1 nan 0\n0 1 1\n", "NaN"),
         ("one.xyz", b"0 0 0\n", "at least 2 points"),
     ],

@@ -4,6 +4,7 @@ exit 1, no traceback, no warning, and nothing written anywhere (inside --out or 
 import contextlib
 import io
 import json
+import re
 import sys
 
 import numpy as np
@@ -70,7 +71,7 @@ def command_args(command: str, case: BadInput, work) -> list:
     if command == "evaluate":
         (folder / "meta.json").write_text(json.dumps({"category": "thing", "parts": ["a", "b"]}))
         labels = path.with_name(path.stem + (".face_labels.npy" if case.is_mesh else ".point_labels.npy"))
-        np.save(labels, np.zeros(3, dtype=np.int64))
+        np.save(labels, np.zeros(case.faces, dtype=np.int64))
         return ["evaluate", folder, "--format", "labeled-mesh", "--out", work / "report.json"]
     if command == "train-category":
         return ["train-category", folder, "--category", "thing", "--parts", "a,b", *NO_TEACHER,
@@ -95,7 +96,7 @@ def test_bad_input_gives_one_error_line_and_writes_nothing(case, command, tmp_pa
     assert code == 1, stderr
     assert "Traceback" not in stderr and "Warning" not in stderr, stderr
     assert [line for line in lines if line.startswith("error:")] == [lines[-1]], stderr
-    assert case.needle in lines[-1].lower(), stderr
+    assert re.search(case.needle, lines[-1].lower()), stderr
     assert case.name in lines[-1], f"the error does not name the file: {stderr}"
     assert snapshot(tmp_path) == before, "files were written"
 

@@ -5,7 +5,8 @@
 sorts each into: `ok` (loaded), `error` (a one-line `UserError`, as the CLI prints it), `traceback` (any other
 exception: a bug), `hang` (no answer within the time limit; the worker is killed and restarted) or `crash`
 (the worker died). A file whose error message does not name it, or spans several lines, is counted in
-`unnamed` / `multiline` as well; Python warnings raised while loading are counted in `warned`.
+`unnamed` / `multiline` as well; files that raised Python warnings are counted in `warned`, files during
+whose loading a library printed to the console (not our own `warning:` lines) in `noisy`.
 
 Used by tests/test_fuzz.py (a bounded run) and bench/fuzz.py (a long run).
 """
@@ -29,17 +30,22 @@ OUTCOMES = ("ok", "error", "traceback", "hang", "crash")
 # The worker: one JSON line per path read from stdin. Kept as source text so that the worker is a fresh
 # interpreter (a hang or a crash in it cannot take the caller down).
 _WORKER = r"""
-import json, os, sys, traceback, warnings
+import json, os, sys, tempfile, traceback, warnings
 
-# Answers go to the original stdout; anything a library prints (open3d writes to fd 1) goes to stderr.
+# Answers go to the original stdout. Whatever else is printed while a file loads (by us or by a library at
+# the C level, as open3d does) is caught in a file and sent back with the answer.
 answers = os.fdopen(os.dup(1), "w")
-os.dup2(2, 1)
+printed = tempfile.TemporaryFile()
+os.dup2(printed.fileno(), 1)
+os.dup2(printed.fileno(), 2)
 from partdistill_cli.errors import UserError
 from partdistill_cli.shapes import load_shape
 
 print(json.dumps({"ready": True}), file=answers, flush=True)
 for line in sys.stdin:
     path = line.rstrip("\n")
+    printed.seek(0)
+    printed.truncate()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -50,6 +56,10 @@ for line in sys.stdin:
         except Exception as exc:
             answer = {"outcome": "traceback", "message": f"{type(exc).__name__}: {exc}",
                       "traceback": traceback.format_exc()}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    printed.seek(0)
+    answer["printed"] = printed.read().decode("utf-8", "replace")
     answer["warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
     print(json.dumps(answer), file=answers, flush=True)
 """
@@ -97,6 +107,12 @@ class Result:
     traceback: str = ""
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    printed: str = ""
+
+    @property
+    def noise(self) -> list[str]:
+        """Lines printed while loading other than our own `warning:` lines (a library talking to the user)."""
+        return [line for line in self.printed.splitlines() if line.strip() and not line.startswith("warning:")]
 
 
 @dataclass
@@ -112,6 +128,7 @@ class Report:
         c["unnamed"] = len(self.unnamed)
         c["multiline"] = sum("\n" in r.message for r in self.results if r.outcome == "error")
         c["warned"] = sum(bool(r.warnings) for r in self.results)
+        c["noisy"] = sum(bool(r.noise) for r in self.results)
         return c
 
     @property
@@ -121,13 +138,14 @@ class Report:
 
     def defects(self) -> list[Result]:
         """Every result that is a defect: a traceback, hang or crash, an error not naming its file or spanning
-        several lines, or a Python warning."""
+        several lines, a Python warning, or a library printing to the console."""
         return [
             r
             for r in self.results
             if r.outcome in ("traceback", "hang", "crash")
             or (r.outcome == "error" and (str(r.path) not in r.message or "\n" in r.message))
             or r.warnings
+            or r.noise
         ]
 
 
@@ -189,7 +207,7 @@ class Fuzzer:
             self._stop()
             return Result(path, outcome, seconds=seconds)
         message, trace = answer.get("message", ""), answer.get("traceback", "")
-        return Result(path, answer["outcome"], message, trace, answer["warnings"], seconds)
+        return Result(path, answer["outcome"], message, trace, answer["warnings"], seconds, answer["printed"])
 
     def run(self, files: list[Path]) -> Report:
         report = Report()

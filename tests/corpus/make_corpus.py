@@ -5,7 +5,7 @@ shape, so the corpus can be regenerated and read. Run as a script to look at it:
 
     python tests/corpus/make_corpus.py OUT_DIR
 
-`bad_shapes(folder)` writes the bad shape files (each with the words its one-line error must contain);
+`bad_shapes()` lists the bad shape files (each with a pattern its one-line error must match);
 `valid_seeds(folder)` writes one small valid file per supported format and variant (ASCII / binary, a
 multi-node glTF scene, ...), which `tests/corpus/fuzz.py` mutates.
 """
@@ -34,12 +34,15 @@ DIRECT_ONLY = ("segment", "render")
 
 @dataclass(frozen=True)
 class BadInput:
-    """One bad file: its name, how to write it, words its error line must hold, the commands it goes through."""
+    """One bad file: its name, how to write it, a pattern its error line must match (lower case), the commands
+    it goes through, and how many labels a labeled-mesh folder gives it (its face count where it has faces, so
+    that `evaluate` gets past the label count to the geometry)."""
 
     name: str
     write: Callable[[Path], None]
     needle: str
     commands: tuple[str, ...] = SHAPE_COMMANDS
+    faces: int = 3
 
     @property
     def is_mesh(self) -> bool:
@@ -127,11 +130,15 @@ def _triangle_scene(roots: list[dict]) -> tuple[dict, bytes]:
     return gltf_document([[(v, np.array([[0, 1, 2]]))]], roots)
 
 
-def _glb_node_to_missing_mesh() -> bytes:
-    header, blob = _triangle_scene([{"mesh": 0}, {"mesh": 0, "translation": [2, 0, 0]}])
-    header["nodes"].append({"mesh": 5})
-    header["scenes"][0]["nodes"].append(len(header["nodes"]) - 1)
+def _glb_with_nodes(nodes: list[dict], roots: list[int]) -> bytes:
+    """A GLB of one triangle whose node list and scene roots are as given (any graph, valid or not)."""
+    header, blob = _triangle_scene([{"mesh": 0}])
+    header["nodes"], header["scenes"] = nodes, [{"nodes": roots}]
     return glb_bytes(header, blob)
+
+
+def _node_chain(n: int) -> list[dict]:
+    return [{"mesh": 0, "children": [i + 1]} for i in range(n - 1)] + [{"mesh": 0}]
 
 
 def _gltf_with_external_buffer() -> str:
@@ -145,7 +152,7 @@ def _random_bytes(n: int, seed: int) -> bytes:
 
 
 def bad_shapes() -> list[BadInput]:
-    """The bad shape files, each with the words its one-line error must contain (lower case)."""
+    """The bad shape files, each with a pattern its one-line error must match (lower case)."""
     v, f = _box()
     binary_ply = _ply(v, f, "binary")
     stl = _stl_binary()
@@ -155,10 +162,10 @@ def bad_shapes() -> list[BadInput]:
     huge += b"property float y\nproperty float z\nend_header\n" + bytes(24)
     return [
         BadInput("empty.obj", _bytes(b""), "empty"),
-        BadInput("random.glb", _bytes(_random_bytes(2048, 1)), "cannot read"),
+        BadInput("random.glb", _bytes(_random_bytes(2048, 1)), "not a glb file"),
         BadInput("random.gltf", _bytes(_random_bytes(512, 2)), "not a gltf"),
         BadInput("random.ply", _bytes(_random_bytes(700, 3)), "cannot read"),
-        BadInput("random.stl", _bytes(_random_bytes(90, 4)), "cannot read"),
+        BadInput("random.stl", _bytes(_random_bytes(90, 4)), "cannot read|no triangle faces"),
         BadInput("random.npy", _bytes(_random_bytes(300, 5)), "cannot read the array"),
         BadInput("nan.xyz", _text("0 0 0\n1 nan 0\n0 1 1\n"), "nan or infinite"),
         BadInput("inf.npy", _bytes(_npy(np.array([[0, 0, 0], [1, np.inf, 0], [0, 1, 1]], float))), "infinite"),
@@ -169,11 +176,11 @@ def bad_shapes() -> list[BadInput]:
         BadInput("truncated_mesh.ply", _bytes(binary_ply[: len(binary_ply) // 3]), "cannot read"),
         BadInput("header_only.ply", _bytes(header_only), "cannot read"),
         BadInput("huge_count.ply", _bytes(huge), "cannot read"),
-        BadInput("truncated.stl", _bytes(stl[: len(stl) // 2]), "cannot read"),
+        BadInput("truncated.stl", _bytes(stl[: len(stl) // 2]), "cannot read|no triangle faces"),
         BadInput("face_index_zero.obj", _text(_obj(v, f) + "f 0 1 2\n"), "index 0"),
-        BadInput("face_out_of_range.obj", _text(_obj(v, f) + "f 1 2 99\n"), "vertex that does not exist"),
-        BadInput("only_vertices.obj", _text("v 0 0 0\nv 1 0 0\nv 0 1 0\n"), "no faces"),
-        BadInput("zero_area.obj", _text("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\nf 3 2 1\n"), "no surface area"),
+        BadInput("face_out_of_range.obj", _text(_obj(v, f) + "f 1 2 99\n"), "out of bounds"),
+        BadInput("only_vertices.obj", _text("v 0 0 0\nv 1 0 0\nv 0 1 0\n"), "no (triangle )?faces"),
+        BadInput("zero_area.obj", _text("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\nf 3 2 1\n"), "no surface area", faces=2),
         BadInput("off_short.off", _text(_off().replace("OFF\n8 12", "OFF\n80 12")), "cannot read"),
         BadInput("complex.npy", _bytes(_npy(_cloud() + 1j)), "complex"),
         BadInput("pickled.npy", _bytes(_npy(np.array([{"x": 1}, None], dtype=object), True)), "pickle"),
@@ -182,10 +189,14 @@ def bad_shapes() -> list[BadInput]:
         BadInput("flat.npy", _bytes(_npy(np.arange(12.0))), "at least 3 numbers"),
         BadInput("truncated_ascii.pcd", _bytes(_pcd(_cloud(), "ascii", rows=40)), "64 points"),
         BadInput("truncated_binary.pcd", _bytes(_pcd(_cloud(), "binary", rows=40)), "64 points"),
-        BadInput("random.pcd", _bytes(_random_bytes(400, 6)), "cannot read"),
-        BadInput("node_to_missing_mesh.glb", _bytes(_glb_node_to_missing_mesh()), "mesh 5"),
+        BadInput("random.pcd", _bytes(_random_bytes(400, 6)), "not a pcd file"),
+        BadInput("node_to_missing_mesh.glb", _bytes(_glb_with_nodes([{"mesh": 0}, {"mesh": 5}], [0, 1])), "mesh 5"),
+        BadInput(
+            "node_loop.glb", _bytes(_glb_with_nodes([{"mesh": 0, "children": [1]}, {"children": [0]}], [])), "loop"
+        ),
+        BadInput("deep_nodes.glb", _bytes(_glb_with_nodes(_node_chain(1002), [0])), "more than 1000 levels"),
         BadInput("external_buffer.gltf", _text(_gltf_with_external_buffer()), "missing.bin"),
-        BadInput("negative_index.obj", _text(_obj(v, f) + "f -1 -2 -99\n"), "vertex that does not exist"),
+        BadInput("negative_index.obj", _text(_obj(v, f) + "f -1 -2 -99\n"), "out of bounds"),
         BadInput("shape.abc", _text("0 0 0\n1 1 1\n"), "unknown extension", DIRECT_ONLY),
         BadInput("folder.obj", lambda path: path.mkdir(), "is a folder", DIRECT_ONLY),
         BadInput("loop.obj", lambda path: path.symlink_to(path.name), "no such file", DIRECT_ONLY),
