@@ -263,10 +263,16 @@ def _ply_element(name: str, columns: list[tuple[str, np.ndarray]]) -> tuple[list
     return header, body.tobytes()
 
 
+def one_line(text: str) -> str:
+    """`text` safe for a one-line header comment (PLY, OBJ, MTL): control characters, line breaks included,
+    become backslash escapes, so that a part name cannot end the comment and inject header lines."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def ply_bytes(elements: list[tuple[str, list[tuple[str, np.ndarray]]]], comments: list[str] = ()) -> bytes:
     """A binary little-endian PLY file with the given elements (name, [(property, array)])."""
     header = ["ply", "format binary_little_endian 1.0"]
-    header += ["comment " + " ".join(c.split()) for c in comments]
+    header += ["comment " + one_line(c) for c in comments]
     bodies = []
     for name, columns in elements:
         lines, body = _ply_element(name, columns)
@@ -516,6 +522,10 @@ def read_result(path: Path, n_points: int = 2048, seed: int = 0) -> SegmentResul
         raise ResultError(f"{path}: the folder holds {len(found)} results; name one NAME{LABELS_SUFFIX} file")
     path = found[0]
     doc = _read_json(path)
+    name = doc["name"]
+    # The name becomes output file names (NAME.glb, ...): anything but a plain file name could write elsewhere.
+    if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+        raise ResultError(f"{path}: the result's name {name!r} is not a plain file name")
     parts = [str(p) for p in doc["parts"]]
     try:
         labels = np.asarray(doc["labels"], dtype=np.int64)
@@ -549,6 +559,4 @@ def read_result(path: Path, n_points: int = 2048, seed: int = 0) -> SegmentResul
         )
     inp = Path(doc["input"]) if doc.get("input") else None
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
-    return SegmentResult(
-        str(doc["name"]), kind, shape, parts, colors.astype(np.uint8), labels, confidence, inp, meta, path, source
-    )
+    return SegmentResult(name, kind, shape, parts, colors.astype(np.uint8), labels, confidence, inp, meta, path, source)
