@@ -175,3 +175,16 @@ def test_ctrl_c_during_the_open3d_import_says_interrupted(tmp_path, box_file):
 def test_an_import_error_that_is_not_an_interrupt_is_not_hidden(tmp_path, box_file):
     proc = run_with_fake_open3d(tmp_path, 'raise ImportError("a real bug")\n', "render", box_file, "--views", "1")
     assert proc.returncode == 1 and "ImportError: a real bug" in proc.stderr
+
+
+def test_evaluate_out_that_is_a_folder_fails_before_the_evaluation(tmp_path):
+    (tmp_path / "report").mkdir()
+    proc = run("evaluate", "procedural:mug", "--per-category", "1", "--out", tmp_path / "report", "--overwrite")
+    assert_user_error(proc, f"{tmp_path / 'report'}: is a folder; cannot write the file there")
+    assert "teacher: simulated" not in proc.stderr  # printed when the evaluation starts
+
+
+def test_noise_json_of_the_wrong_type_is_one_line(tmp_path):
+    noise = tmp_path / "noise.json"
+    noise.write_text('{"miss": "lots"}')
+    assert_user_error(run("evaluate", "procedural:mug", "--noise", noise), "noise 'miss' must be a number")

@@ -305,3 +305,24 @@ def test_read_result_errors(tmp_path):
     r["json"].write_text(json.dumps(doc))
     with pytest.raises(ResultError, match="wrong length"):
         read_result(r["json"])
+
+
+def test_a_dangling_symlink_at_an_output_path_is_not_replaced_without_overwrite(tmp_path):
+    r = mesh_result(tmp_path)
+    for p in r["written"]:
+        p.unlink()
+    link = r["out"] / "thing.labels.npy"
+    link.symlink_to(tmp_path / "nowhere.npy")
+    with pytest.raises(OutputError, match=f"{link}: already exists"):
+        write_segment_outputs(r["input"], r["shape"], r["labels"], r["out"])
+    assert link.is_symlink() and sorted(p.name for p in r["out"].iterdir()) == ["thing.labels.npy"]
+    write_segment_outputs(r["input"], r["shape"], r["labels"], r["out"], overwrite=True)
+    assert not link.is_symlink() and np.array_equal(np.load(link), r["face_labels"])
+
+
+def test_a_folder_at_an_output_path_is_refused_even_with_overwrite(tmp_path):
+    from partdistill_cli.io_utils import check_not_overwriting
+
+    (tmp_path / "report.json").mkdir()
+    with pytest.raises(OutputError, match="report.json: is a folder; cannot write the file there"):
+        check_not_overwriting([tmp_path / "report.json"], [], overwrite=True)
