@@ -29,10 +29,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        # mkstemp creates the file private (0600); give the output the usual permissions before it appears.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
+        give_usual_permissions(tmp_path)
         try:
             os.replace(tmp_path, path)
         except OSError as exc:  # a folder (or something else unreplaceable) appeared at `path`
@@ -40,6 +37,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def give_usual_permissions(path: Path) -> None:
+    """mkstemp creates a file private (0600); give an output the permissions a new file gets (umask) before it
+    appears under its name."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
