@@ -27,7 +27,8 @@ if __package__ in (None, ""):  # run as a script: make `helpers` (tests/) import
 from helpers import glb_bytes, gltf_document, gltf_text
 
 # The commands that read shape files. `segment`, `render`: the file itself; `evaluate`: a labeled-mesh folder
-# holding it; `train-category`: a folder holding it; `export`: a segment result whose input is the file.
+# holding it; `train-category`: a folder holding it; `export`: a segment result whose input is the file. A
+# folder is searched for shape files by extension, so what has none (or is no file) goes to the first two only.
 SHAPE_COMMANDS = ("segment", "render", "evaluate", "train-category", "export")
 DIRECT_ONLY = ("segment", "render")
 
