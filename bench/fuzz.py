@@ -6,7 +6,7 @@ and lists every defect (tracebacks, hangs, crashes, errors that do not name thei
 warnings, library output on the console) with its file, which is kept under --keep for a look.
 
 Usage: python bench/fuzz.py [--per-seed 60] [--seed 1] [--timeout 20] [--keep DIR]
-(18 seeds x 60 = 1,080 files; about 2-4 minutes on 2 cores.)
+(18 seeds x 60 = 1,080 files, about 5 s on 2 cores; --per-seed 300 gives 5,400 in about 10 s.)
 """
 
 from __future__ import annotations
