@@ -6,8 +6,8 @@ shape, so the corpus can be regenerated and read. Run as a script to look at it:
     python tests/corpus/make_corpus.py OUT_DIR
 
 `bad_shapes()` lists the bad shape files (each with a pattern its one-line error must match);
-`valid_seeds(folder)` writes one small valid file per supported format and variant (ASCII / binary, a
-multi-node glTF scene, ...), which `tests/corpus/fuzz.py` mutates.
+`valid_seeds()` gives a writer of one small valid file per supported format and variant (ASCII / binary, a
+multi-node glTF scene, ...), which `tests/corpus/fuzz.py` mutates; `write_all_inputs(folder)` writes both.
 """
 
 from __future__ import annotations
