@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import json
-import warnings
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -34,9 +33,11 @@ from partdistill_cli.shapes import (
     MESH_SUFFIXES,
     Shape,
     ShapeError,
+    check_mesh_file,
     from_mesh,
     from_points,
     load_shape,
+    quiet_trimesh,
 )
 
 FORMATS = ("auto", "shapenetpart", "labeled-mesh", "partnet-mobility")
@@ -328,7 +329,7 @@ def _read_shapenetpart_file(path: Path, category: str) -> LabeledShape:
             f"{start}..{start + n_parts - 1} nor its local ids 0..{n_parts - 1}"
         )
     normals = rows[:, 3:6] if rows.shape[1] == 7 else None
-    shape = from_points(rows[:, :3], normals, name=path.stem)
+    shape = from_points(rows[:, :3], normals, name=path.stem, source=path)
     return LabeledShape(shape, labels, None, category, list(entry["parts"]), path.stem)
 
 
@@ -347,7 +348,7 @@ def _read_shapenetpart_v0(path: Path, category: str) -> LabeledShape:
     parts = list(shapenetpart_vocabulary()[category]["parts"])
     if raw.min() < 0 or raw.max() > len(parts):
         raise DatasetError(f"{seg}: labels must lie in 1..{len(parts)} ({category}), 0 = none")
-    shape = from_points(xyz, None, name=path.stem)
+    shape = from_points(xyz, None, name=path.stem, source=path)
     return LabeledShape(shape, raw - 1, None, category, parts, path.stem)
 
 
@@ -418,7 +419,7 @@ def _load_labeled_mesh(path: Path, category: str | None, n_points: int, seed: in
                     f"{labels_path}: {len(labels)} labels but {f.name} has {len(faces)} faces "
                     f"(one label per face, in file order)"
                 )
-            shape = from_mesh(vertices, faces, n_points, seed, name=f.stem)
+            shape = from_mesh(vertices, faces, n_points, seed, name=f.stem, source=f)
             out.append(LabeledShape(shape, labels[shape.face_ids], labels, cat, list(parts), f.stem))
         else:
             shape = load_shape(f, n_points, seed)
@@ -458,11 +459,11 @@ def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """
     import trimesh
 
+    check_mesh_file(path)
+
     kwargs = {"maintain_order": True, "skip_materials": True} if path.suffix.lower() == ".obj" else {}
     try:
-        with warnings.catch_warnings():
-            # Textures referenced by .mtl files are often missing; they do not matter for geometry.
-            warnings.simplefilter("ignore")
+        with quiet_trimesh():  # also silences the warnings about textures missing beside .mtl files
             mesh = trimesh.load(str(path), process=False, force="mesh", **kwargs)
     except Exception as exc:  # trimesh raises many types for a bad file; all mean "cannot read"
         raise DatasetError(f"{path}: cannot read the mesh ({type(exc).__name__}: {exc})") from exc
@@ -492,7 +493,7 @@ def _load_partnet_mobility(path: Path, category: str | None, n_points: int, seed
         labels.append(np.full(len(f), label, dtype=np.int64))
         offset += len(v)
     face_labels = np.concatenate(labels)
-    shape = from_mesh(np.concatenate(vertices), np.concatenate(faces), n_points, seed, name=folder.name)
+    shape = from_mesh(np.concatenate(vertices), np.concatenate(faces), n_points, seed, name=folder.name, source=folder)
     return [LabeledShape(shape, face_labels[shape.face_ids], face_labels, cat, parts, folder.name)]
 
 

@@ -47,6 +47,7 @@ from partdistill_cli.outputs import (
     SegmentResult,
     colors_of,
     find_results,
+    one_line,
     ply_bytes,
     read_result,
     result_ply_bytes,
@@ -159,7 +160,7 @@ def obj_text(
     starts every run of equal labels, so that the faces keep their order. `vertex_colors` (V, 3) uint8 are
     written as the common `v x y z r g b` extension.
     """
-    lines = [f"# {header}\n"] if header else []
+    lines = [f"# {one_line(header)}\n"] if header else []
     if mtllib:
         lines.append(f"mtllib {mtllib}\n")
     v = np.asarray(vertices, dtype=np.float64)
@@ -185,12 +186,12 @@ def obj_text(
 def mtl_text(result: SegmentResult) -> str:
     """One diffuse material per part (and one for unlabeled), named as in `file_names`."""
     names = file_names(result.parts)
-    out = [f"# part materials of {result.name} (partdistill)\n"]
+    out = [f"# part materials of {one_line(result.name)} (partdistill)\n"]
     for label in [*range(len(result.parts)), -1]:
         r, g, b = (c / 255.0 for c in _color(result, label))
         out.append(
             f"newmtl {names[label]}\nKa 0 0 0\nKd {r:.4f} {g:.4f} {b:.4f}\nKs 0 0 0\nd 1\nillum 1\n"
-            f"# part: {_part_name(result, label)}\n\n"
+            f"# part: {one_line(_part_name(result, label))}\n\n"
         )
     return "".join(out)
 

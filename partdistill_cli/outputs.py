@@ -15,15 +15,17 @@ For an input shape NAME, into an output folder:
 - `NAME.viewer.html` (optional): the result as a self-contained web page (`partdistill_cli.viewer`).
 
 All files of one call are written to temporaries first and renamed into place only when every one of them
-has been written (`write_all`), so a failure leaves none of them behind.
+has been written (`write_all`), so a failure leaves none of them behind, and a kill while renaming leaves a
+journal by which the next run or reader completes the set.
 """
 
 from __future__ import annotations
 
 import colorsys
-import contextlib
 import json
 import os
+import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +35,14 @@ import numpy as np
 
 from partdistill_cli import __version__
 from partdistill_cli.errors import UserError
-from partdistill_cli.io_utils import atomic_path, check_not_overwriting, check_writable_dir, file_sha256
+from partdistill_cli.io_utils import (
+    OutputError,
+    atomic_path,
+    check_not_overwriting,
+    check_writable_dir,
+    file_sha256,
+    give_usual_permissions,
+)
 from partdistill_cli.knowledge import Labels
 from partdistill_cli.shapes import Shape
 
@@ -265,10 +274,16 @@ def _ply_element(name: str, columns: list[tuple[str, np.ndarray]]) -> tuple[list
     return header, body.tobytes()
 
 
+def one_line(text: str) -> str:
+    """`text` safe for a one-line header comment (PLY, OBJ, MTL): control characters, line breaks included,
+    become backslash escapes, so that a part name cannot end the comment and inject header lines."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def ply_bytes(elements: list[tuple[str, list[tuple[str, np.ndarray]]]], comments: list[str] = ()) -> bytes:
     """A binary little-endian PLY file with the given elements (name, [(property, array)])."""
     header = ["ply", "format binary_little_endian 1.0"]
-    header += ["comment " + " ".join(c.split()) for c in comments]
+    header += ["comment " + one_line(c) for c in comments]
     bodies = []
     for name, columns in elements:
         lines, body = _ply_element(name, columns)
@@ -322,26 +337,85 @@ def result_ply_bytes(result: SegmentResult) -> bytes:
 # ---- writing ------------------------------------------------------------------------------------------------
 
 
-def write_all(writers: dict[Path, Callable[[Path], None]]) -> list[Path]:
-    """Write several files all or nothing.
+JOURNAL_FORMAT = "partdistill-commit/1"
+JOURNAL_GLOB = ".partdistill-commit.*.json"
 
-    Each `writers[path](tmp)` writes its content to a temporary path beside `path`; only when all of them
-    have succeeded are the temporaries renamed into place. If a write fails, every temporary is deleted; if
-    a rename fails, the files this call had already created are removed again. Returns the paths written.
+
+def write_all(writers: dict[Path, Callable[[Path], None]]) -> list[Path]:
+    """Write several files of one folder all or nothing, also across a crash or a kill.
+
+    1. Each `writers[path](tmp)` writes its content to a temporary beside `path`. If any fails, every
+       temporary is deleted and nothing has changed.
+    2. A journal naming each (temporary, target) pair is written into the folder (atomically). From here on
+       the new set is committed.
+    3. The temporaries are renamed over their targets; then the journal is deleted.
+
+    A kill or failure during step 3 leaves the journal, and the next `write_all` into the folder (a re-run)
+    or `find_results` reading it first completes the renames (`finish_writes`), so nobody reads a mix of
+    old and new files. Why a journal rather than a manifest read last: the files of a set (a segment's
+    ply/json/npy, an export's label and confidence arrays) are read directly by other tools, which know
+    nothing of a manifest; the journal exists only while renaming. Returns the paths written.
     """
     paths = [Path(p) for p in writers]
-    existed = {p for p in paths if p.exists()}
+    folder = paths[0].parent if paths else Path(".")
+    if any(p.parent != folder for p in paths):
+        raise ValueError("write_all writes the files of one folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    finish_writes(folder)
+    temps: list[Path] = []
     try:
-        with contextlib.ExitStack() as stack:
-            temps = [stack.enter_context(atomic_path(p)) for p in paths]
-            for p, tmp in zip(paths, temps, strict=True):
-                writers[p](tmp)
-    except BaseException:
         for p in paths:
-            if p not in existed:
-                p.unlink(missing_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part" + p.suffix, dir=folder)
+            os.close(fd)
+            temps.append(Path(tmp))
+            writers[p](temps[-1])
+            give_usual_permissions(temps[-1])
+        renames = [[t.name, p.name] for t, p in zip(temps, paths, strict=True)]
+        journal = folder / f".partdistill-commit.{uuid.uuid4().hex}.json"
+        with atomic_path(journal) as tmp:
+            tmp.write_text(json.dumps({"format": JOURNAL_FORMAT, "renames": renames}))
+    except BaseException:
+        for t in temps:
+            t.unlink(missing_ok=True)
         raise
+    _complete(journal, renames)
     return paths
+
+
+def finish_writes(folder: Path) -> None:
+    """Complete the renames of every interrupted `write_all` into `folder` (see there). A journal that names
+    anything but a temporary and its target inside `folder` is refused (OutputError), never followed."""
+    folder = Path(folder)
+    for journal in sorted(folder.glob(JOURNAL_GLOB)):
+        try:
+            doc = json.loads(journal.read_text(encoding="utf-8"))
+            renames = [(str(t), str(p)) for t, p in doc["renames"]] if doc.get("format") == JOURNAL_FORMAT else None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            renames = None
+        if renames is None or not all(_is_rename_of_ours(t, p) for t, p in renames):
+            raise OutputError(f"{journal}: not a journal partdistill wrote; look at it and remove it")
+        _complete(journal, renames)
+
+
+def _is_rename_of_ours(tmp: str, target: str) -> bool:
+    """Both plain names in the journal's folder, the first a temporary `write_all` makes for the second."""
+    plain = all(n and n not in (".", "..") and "/" not in n and "\\" not in n for n in (tmp, target))
+    return plain and tmp.startswith(f".{target}.") and tmp.endswith(".part" + Path(target).suffix)
+
+
+def _complete(journal: Path, renames: list) -> None:
+    folder = journal.parent
+    for tmp, target in renames:
+        try:
+            os.replace(folder / tmp, folder / target)
+        except FileNotFoundError:
+            continue  # renamed already (by the run that wrote the journal, or by a concurrent reader)
+        except OSError as exc:
+            raise OutputError(
+                f"{folder / target}: cannot put the new file in place ({exc.strerror or exc}); the next run "
+                "writing into this folder completes the set"
+            ) from exc
+    journal.unlink(missing_ok=True)
 
 
 def _json_default(obj):
@@ -471,6 +545,7 @@ def find_results(path: Path) -> list[Path]:
     path = Path(path)
     if not path.exists():
         raise ResultError(f"{path}: no such file or folder")
+    finish_writes(path if path.is_dir() else path.parent)
     if path.is_dir():
         found = sorted(p for p in path.glob(f"*{LABELS_SUFFIX}") if p.is_file())
         if not found:
@@ -534,6 +609,10 @@ def read_result(path: Path, n_points: int = 2048, seed: int = 0) -> SegmentResul
         raise ResultError(f"{path}: the folder holds {len(found)} results; name one NAME{LABELS_SUFFIX} file")
     path = found[0]
     doc = _read_json(path)
+    name = doc["name"]
+    # The name becomes output file names (NAME.glb, ...): anything but a plain file name could write elsewhere.
+    if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+        raise ResultError(f"{path}: the result's name {name!r} is not a plain file name")
     parts = [str(p) for p in doc["parts"]]
     try:
         labels = np.asarray(doc["labels"], dtype=np.int64)
@@ -567,6 +646,4 @@ def read_result(path: Path, n_points: int = 2048, seed: int = 0) -> SegmentResul
         )
     inp = Path(doc["input"]) if doc.get("input") else None
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
-    return SegmentResult(
-        str(doc["name"]), kind, shape, parts, colors.astype(np.uint8), labels, confidence, inp, meta, path, source
-    )
+    return SegmentResult(name, kind, shape, parts, colors.astype(np.uint8), labels, confidence, inp, meta, path, source)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 from pathlib import Path
@@ -32,12 +33,14 @@ def two_box_mesh() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return vertices, faces, labels
 
 
-def write_glb(path: Path, meshes: list[list[tuple[np.ndarray, np.ndarray]]], roots: list[dict]) -> None:
-    """Write a minimal binary glTF: `meshes` is a list of meshes, each a list of (vertices, triangles)
-    primitives; `roots` are the scene's root nodes in document order, each a glTF node dict ({"mesh": i,
-    "translation": [...], "scale": [...], "children": [node dicts]}), flattened depth-first into `nodes`.
+def gltf_document(meshes: list[list[tuple[np.ndarray, np.ndarray]]], roots: list[dict]) -> tuple[dict, bytes]:
+    """A minimal glTF document and its binary buffer: `meshes` is a list of meshes, each a list of (vertices,
+    triangles) primitives; `roots` are the scene's root nodes in document order, each a glTF node dict
+    ({"mesh": i, "translation": [...], "scale": [...], "children": [node dicts]}), flattened depth-first into
+    `nodes`. The buffer carries no URI: `glb_bytes` embeds it, `gltf_text` inlines it as a data URI.
 
-    Written by hand because the test needs node and primitive orders that an exporter would choose itself.
+    Written by hand because the tests need node and primitive orders (and broken documents) that an exporter
+    would never write.
     """
     blob, views, accessors = bytearray(), [], []
 
@@ -84,8 +87,25 @@ def write_glb(path: Path, meshes: list[list[tuple[np.ndarray, np.ndarray]]], roo
         "bufferViews": views,
         "buffers": [{"byteLength": len(blob)}],
     }
+    return header, bytes(blob)
+
+
+def glb_bytes(header: dict, blob: bytes) -> bytes:
+    """A binary glTF container (JSON chunk, then BIN chunk) of a document from `gltf_document`."""
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 4)
+    blob += b"\0" * (-len(blob) % 4)
     total = 12 + 8 + len(text) + 8 + len(blob)
     out = struct.pack("<III", 0x46546C67, 2, total) + struct.pack("<II", len(text), 0x4E4F534A) + text
-    Path(path).write_bytes(out + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob))
+    return out + struct.pack("<II", len(blob), 0x004E4942) + blob
+
+
+def gltf_text(header: dict, blob: bytes) -> str:
+    """A text glTF of a document from `gltf_document`, its buffer inlined as a base64 data URI."""
+    buffer = {**header["buffers"][0], "uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode()}
+    return json.dumps({**header, "buffers": [buffer]})
+
+
+def write_glb(path: Path, meshes: list[list[tuple[np.ndarray, np.ndarray]]], roots: list[dict]) -> None:
+    """Write a binary glTF of `meshes` and `roots` (see `gltf_document`)."""
+    Path(path).write_bytes(glb_bytes(*gltf_document(meshes, roots)))

@@ -155,3 +155,18 @@ def test_knowledge_path_keys_and_round_trip(tmp_path):
     back = Knowledge.load(base)
     np.testing.assert_array_equal(back.indices, k.indices)
     assert back.parts == PARTS
+
+
+def test_check_cache_root_creates_nothing_and_names_what_is_in_the_way(tmp_path, monkeypatch):
+    assert store.check_cache_root(tmp_path / "new" / "cache") == tmp_path / "new" / "cache"
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv(store.CACHE_ENV, str(tmp_path / "file" / "cache"))
+    with pytest.raises(
+        store.StoreError, match=f"the cache root cannot be a folder \\({tmp_path / 'file'} is a file\\)"
+    ):
+        store.check_cache_root()
+    # Permission bits do not stop root (these tests may run as root), so the access check itself is simulated.
+    monkeypatch.setattr(store.os, "access", lambda path, mode: False)
+    with pytest.raises(store.StoreError, match=f"cannot write the cache there \\({tmp_path} is not writable\\)"):
+        store.check_cache_root(tmp_path / "cache")

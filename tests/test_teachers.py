@@ -252,3 +252,22 @@ def test_max_boxes_keeps_the_best_boxes_of_each_view(tiny, views):
         assert sorted((d.score for d in best if d.view == v), reverse=True) == pytest.approx(top)
     with pytest.raises(ValueError, match="max_boxes"):
         make_teacher("gdino-boxes", device="cpu", **opts, max_boxes=0)
+
+
+def test_pickled_weights_are_refused_with_the_reason(tiny, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "clipseg"
+    shutil.copytree(tiny["clipseg"]["clipseg"], folder)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(TeacherError) as err:
+        make_teacher("clipseg", device="cpu", clipseg=str(folder))
+    assert str(err.value) == (
+        f"{folder}: the weights are a pickle (pytorch_model.bin), which can run code when loaded; partdistill "
+        "reads a local model folder's weights as safetensors only. Convert them where you trust the file: load "
+        "the model with transformers and save_pretrained() it (that writes model.safetensors)"
+    )
+    assert not weights.hub_cached(str(folder))

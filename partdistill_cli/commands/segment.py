@@ -184,9 +184,11 @@ def segment(
     from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir
     from partdistill_cli.outputs import output_paths
     from partdistill_cli.shapes import load_shape
+    from partdistill_cli.store import check_cache_root
 
     category = category.strip().lower() if category else None
     part_list = _parts(parts, category)
+    check_cache_root(cache_dir)
     use_other = other == OtherChoice.on or (other == OtherChoice.auto and len(part_list) == 1)
     s = load_shape(shape, n_points=points, seed=seed)
     out_dir = out if out is not None else shape.parent
@@ -276,25 +278,20 @@ def _parts(parts: str | None, category: str | None) -> list[str]:
 def _teach(shape, vlm, parts, settings, category, use_other, cache_dir, need_views):
     """Teacher knowledge for the shape, from the cache when the same shape/teacher/prompts/views were seen."""
     from partdistill_cli.console import console
-    from partdistill_cli.knowledge import Knowledge
     from partdistill_cli.pipeline import TeachResult, teach
-    from partdistill_cli.store import knowledge_path
+    from partdistill_cli.store import knowledge_path, read_knowledge, write_knowledge
 
     key_parts = [*parts, "+other"] if use_other else list(parts)
     path = knowledge_path(
         shape.fingerprint(), vlm.name, key_parts, {**settings.to_dict(), "category": category}, cache_dir
     )
-    if path.exists() and not need_views:
-        try:
-            knowledge = Knowledge.load(path)
-            if knowledge.n_points == shape.n_points:
-                console.print(f"[dim]teacher knowledge from the cache ({path})[/]")
-                return TeachResult(None, [], knowledge)
-        except ValueError as exc:
-            console.print(f"[yellow]ignoring a corrupt cache entry: {exc}[/]")
+    knowledge = None if need_views else read_knowledge(path, shape.n_points)
+    if knowledge is not None:
+        console.print(f"[dim]teacher knowledge from the cache ({path})[/]")
+        return TeachResult(None, [], knowledge)
     with console.status(f"rendering {settings.n_views} views and asking the teacher"):
         result = teach(shape, vlm, parts, settings, category, other=use_other)
-    result.knowledge.save(path)
+    write_knowledge(result.knowledge, path)
     return result
 
 

@@ -114,9 +114,11 @@ def train_category(
     from partdistill_cli.errors import UserError
     from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir
     from partdistill_cli.pipeline import RenderSettings
+    from partdistill_cli.store import check_cache_root
 
     category = category.strip().lower()
     part_list = _parts(parts, category)
+    check_cache_root(cache_dir)
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of shapes")
     if out is not None:
@@ -253,24 +255,17 @@ def _simulated(gt, noise_cfg, shape):
 
 
 def _knowledge(shape, teacher, parts, settings, category, folder, cache_dir):
-    from partdistill_cli.console import console
-    from partdistill_cli.knowledge import Knowledge
     from partdistill_cli.pipeline import teach
-    from partdistill_cli.store import knowledge_path
+    from partdistill_cli.store import knowledge_path, read_knowledge, write_knowledge
 
     render_key = {**settings.to_dict(), "category": category}
     path = knowledge_path(shape.fingerprint(), teacher.name, parts, render_key, cache_dir)
     if folder is not None:
         path = Path(folder) / f"{shape.name}.{path.parent.name[:12]}.{path.stem[:12]}.npz"
-    if path.exists():
-        try:
-            k = Knowledge.load(path)
-            if k.n_points == shape.n_points and k.parts == list(parts):
-                return k
-        except ValueError as exc:
-            console.print(f"[yellow]ignoring a corrupt knowledge file: {exc}[/]")
-    k = teach(shape, teacher, parts, settings, category).knowledge
-    k.save(path)
+    k = read_knowledge(path, shape.n_points, parts)
+    if k is None:
+        k = teach(shape, teacher, parts, settings, category).knowledge
+        write_knowledge(k, path)
     return k
 
 
