@@ -55,9 +55,23 @@ def main() -> None:
 
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ImportError) as exc:
+        if isinstance(exc, ImportError) and not _interrupted(exc):
+            raise
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether `exc` was caused by a Ctrl-C: pybind11 modules (open3d, torch) turn a KeyboardInterrupt during
+    their import into `ImportError: initialization failed` raised from it."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 if __name__ == "__main__":

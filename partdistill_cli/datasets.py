@@ -362,7 +362,7 @@ def _read_shapenetpart_file(path: Path, category: str) -> LabeledShape:
             f"{start}..{start + n_parts - 1} nor its local ids 0..{n_parts - 1}"
         )
     normals = rows[:, 3:6] if rows.shape[1] == 7 else None
-    shape = from_points(rows[:, :3], normals, name=path.stem)
+    shape = from_points(rows[:, :3], normals, name=path.stem, source=path)
     return LabeledShape(shape, labels, None, category, list(entry["parts"]), path.stem)
 
 
@@ -381,7 +381,7 @@ def _read_shapenetpart_v0(path: Path, category: str) -> LabeledShape:
     parts = list(shapenetpart_vocabulary()[category]["parts"])
     if raw.min() < 0 or raw.max() > len(parts):
         raise DatasetError(f"{seg}: labels must lie in 1..{len(parts)} ({category}), 0 = none")
-    shape = from_points(xyz, None, name=path.stem)
+    shape = from_points(xyz, None, name=path.stem, source=path)
     return LabeledShape(shape, raw - 1, None, category, parts, path.stem)
 
 
@@ -452,7 +452,7 @@ def _load_labeled_mesh(path: Path, category: str | None, n_points: int, seed: in
                     f"{labels_path}: {len(labels)} labels but {f.name} has {len(faces)} faces "
                     f"(one label per face, in file order)"
                 )
-            shape = from_mesh(vertices, faces, n_points, seed, name=f.stem)
+            shape = from_mesh(vertices, faces, n_points, seed, name=f.stem, source=f)
             out.append(LabeledShape(shape, labels[shape.face_ids], labels, cat, list(parts), f.stem))
         else:
             shape = load_shape(f, n_points, seed)
@@ -503,7 +503,7 @@ def _load_partnet_mobility(path: Path, category: str | None, n_points: int, seed
         labels.append(np.full(len(f), label, dtype=np.int64))
         offset += len(v)
     face_labels = np.concatenate(labels)
-    shape = from_mesh(np.concatenate(vertices), np.concatenate(faces), n_points, seed, name=folder.name)
+    shape = from_mesh(np.concatenate(vertices), np.concatenate(faces), n_points, seed, name=folder.name, source=folder)
     return [LabeledShape(shape, face_labels[shape.face_ids], face_labels, cat, parts, folder.name)]
 
 

@@ -26,35 +26,44 @@ from partdistill_cli.vote import vote
 Protocol = Literal["per-shape", "category"]
 # A method labels a group of shapes from their knowledge alone: the per-shape protocol calls it with one shape
 # at a time, the category protocol with all shapes of a category at once.
-Method = Callable[[list[tuple[Shape, Knowledge]], int], list[Labels]]
+# `overrides` are student settings (DistillConfig fields) that replace the defaults.
+Method = Callable[[list[tuple[Shape, Knowledge]], int, dict | None], list[Labels]]
 
 
-def _vote(items: list[tuple[Shape, Knowledge]], seed: int) -> list[Labels]:
+def _vote(items: list[tuple[Shape, Knowledge]], seed: int, overrides: dict | None = None) -> list[Labels]:
     return [vote(k) for _, k in items]
 
 
-def _vote_fill(items: list[tuple[Shape, Knowledge]], seed: int) -> list[Labels]:
+def _vote_fill(items: list[tuple[Shape, Knowledge]], seed: int, overrides: dict | None = None) -> list[Labels]:
     return [vote(k, s.points, fill=True) for s, k in items]
 
 
-def _student(mode: str) -> Method:
-    def run(items: list[tuple[Shape, Knowledge]], seed: int) -> list[Labels]:
-        from partdistill_cli.student import DistillConfig, distill
+def _student_config(seed: int, overrides: dict | None):
+    from partdistill_cli.student import DistillConfig
 
-        student = distill(items, DistillConfig(seed=seed), mode=mode, show_progress=False)
+    return DistillConfig.from_dict({"seed": seed, **(overrides or {})})
+
+
+def _student(mode: str) -> Method:
+    def run(items: list[tuple[Shape, Knowledge]], seed: int, overrides: dict | None = None) -> list[Labels]:
+        from partdistill_cli.student import distill
+
+        student = distill(items, _student_config(seed, overrides), mode=mode, show_progress=False)
         return [student.predict(s) for s, _ in items]
 
     return run
 
 
-def _forward_then_full(items: list[tuple[Shape, Knowledge]], seed: int) -> tuple[list[Labels], list[Labels]]:
+def _forward_then_full(
+    items: list[tuple[Shape, Knowledge]], seed: int, overrides: dict | None = None
+) -> tuple[list[Labels], list[Labels]]:
     """Both student methods from one training: `full` continues the `forward` student with backward
     distillation (what `full` does anyway after its forward phase), which halves the work of `--method all`."""
     from dataclasses import replace
 
-    from partdistill_cli.student import DistillConfig, distill
+    from partdistill_cli.student import distill
 
-    config = DistillConfig(seed=seed)
+    config = _student_config(seed, overrides)
     forward = distill(items, config, mode="forward", show_progress=False)
     backward_only = replace(config, min_forward_epochs=0, max_forward_epochs=0)
     full = distill(items, backward_only, mode="full", init=forward, show_progress=False)
@@ -87,7 +96,8 @@ class EvalConfig:
     `teacher` is "simulated" (ground truth corrupted with `noise`) or a vision-language teacher with its
     `weights` options, `threshold`, `device` and knowledge cache root `cache_dir` (as for `segment`).
     `other` adds the background part: "on", "off", or "auto" where a category's ground truth has points of
-    no listed part (PartNetE).
+    no listed part (PartNetE). `student` holds student settings (`DistillConfig` fields) that replace the
+    defaults of the student methods.
     """
 
     methods: list[str]
@@ -97,6 +107,7 @@ class EvalConfig:
     protocol: Protocol = "per-shape"
     seed: int = 0
     other: Literal["auto", "on", "off"] = "auto"
+    student: dict = field(default_factory=dict)
     teacher: str = "simulated"
     weights: dict[str, str] = field(default_factory=dict)
     threshold: float | None = None
@@ -120,6 +131,7 @@ class EvalConfig:
 
     def to_dict(self) -> dict:
         return {
+            "student": dict(self.student),
             "methods": self.methods,
             "teacher": self.teacher,
             "noise": self.noise_name,
@@ -139,17 +151,57 @@ def _use_other(config: EvalConfig, items) -> bool:
     return config.other == "on"
 
 
-def score_shape(pred: np.ndarray, gt: np.ndarray, parts: list[str], other_index: int | None) -> dict:
-    """Per-shape metrics; a prediction of the background part counts as "no part" (-1)."""
+def score_shape(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    parts: list[str],
+    other_index: int | None,
+    faces: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> dict:
+    """Per-shape metrics; a prediction of the background part counts as "no part" (-1).
+
+    Args:
+        pred, gt: (N,) predicted / ground-truth labels of the evaluation points.
+        parts: the data set's C part names (without the background part).
+        other_index: label index of the background part in `pred`, or None.
+        faces: for meshes, (F,) predicted and (F,) ground-truth face labels and (F,) face areas: adds
+            `face_miou`, the surface-area-weighted IoU of the face labels (what a user's per-face output scores).
+    `part_share` is each part's share of the ground-truth points (of the surface, for meshes).
+    """
     cov = coverage(pred)
     if other_index is not None:
         pred = np.where(pred == other_index, -1, pred)
     ious = part_ious(pred, gt, len(parts))
-    return {
+    share = np.bincount(gt[gt >= 0], minlength=len(parts))[: len(parts)] / max(len(gt), 1)
+    out = {
         "miou": float(ious.mean()),
         "coverage": cov,
         "part_iou": dict(zip(parts, map(float, ious), strict=True)),
+        "part_share": dict(zip(parts, map(float, share), strict=True)),
     }
+    if faces is not None:
+        face_pred, face_gt, area = faces
+        if other_index is not None:
+            face_pred = np.where(face_pred == other_index, -1, face_pred)
+        face_ious = part_ious(face_pred, face_gt, len(parts), weights=area)
+        out["face_miou"] = float(face_ious.mean())
+        out["face_part_iou"] = dict(zip(parts, map(float, face_ious), strict=True))
+    return out
+
+
+def face_prediction(shape: Shape, labels: Labels) -> np.ndarray:
+    """(F,) face labels of a mesh result: the method's own, else from its point probabilities (-1 where no
+    sample of a face, nor the sample nearest to it, was labeled)."""
+    if labels.face_labels is not None:
+        return labels.face_labels
+    from partdistill_cli.knowledge import face_labels_from_points
+
+    faces = face_labels_from_points(shape, labels.probs)
+    if labels.coverage < 1.0:
+        votes = np.zeros(len(shape.faces))
+        np.add.at(votes, shape.face_ids, labels.probs.sum(axis=1))
+        faces = np.where(votes <= 0, -1, faces)
+    return faces
 
 
 def run_evaluation(
@@ -206,20 +258,23 @@ def run_evaluation(
                 labels = done[(method, cat)]
             elif shared and method in ("forward", "full"):
                 groups = [idx] if config.protocol == "category" else [[i] for i in idx]
-                pairs = [_forward_then_full([taught[i] for i in g], config.seed) for g in groups]
+                pairs = [_forward_then_full([taught[i] for i in g], config.seed, config.student) for g in groups]
                 done[("forward", cat)] = [lab for fwd, _ in pairs for lab in fwd]
                 done[("full", cat)] = [lab for _, full in pairs for lab in full]
                 labels = done[(method, cat)]
             elif config.protocol == "category" and method not in SHAPE_LOCAL:
-                labels = fn([taught[i] for i in idx], config.seed)
+                labels = fn([taught[i] for i in idx], config.seed, config.student)
             else:
-                labels = [fn([taught[i]], config.seed)[0] for i in idx]
+                labels = [fn([taught[i]], config.seed, config.student)[0] for i in idx]
             shapes_out = []
             for i, lab in zip(idx, labels, strict=True):
                 ls = data[i]
                 other_index = len(ls.parts) if other_flags[cat] else None
+                faces = None
+                if ls.face_labels is not None and ls.shape.is_mesh:
+                    faces = (face_prediction(ls.shape, lab), ls.face_labels, face_areas(ls.shape))
                 shapes_out.append(
-                    {"name": ls.name, **score_shape(lab.point_labels, ls.point_labels, ls.parts, other_index)}
+                    {"name": ls.name, **score_shape(lab.point_labels, ls.point_labels, ls.parts, other_index, faces)}
                 )
                 if progress:
                     progress.update(method_task, advance=1, status=f"{method} {ls.name}")
@@ -239,6 +294,8 @@ def run_evaluation(
 
 
 def summarize(results: list[dict]) -> dict:
+    """Per method: means over categories and over shapes of the point mIoU, coverage, and for meshes the
+    face-level mIoU (`face_mean_over_categories`, over the categories that have meshes)."""
     out = {}
     for method in dict.fromkeys(r["method"] for r in results):
         rows = [r for r in results if r["method"] == method]
@@ -248,7 +305,17 @@ def summarize(results: list[dict]) -> dict:
             "mean_over_shapes": float(np.mean([s["miou"] for s in shapes])),
             "coverage": float(np.mean([s["coverage"] for s in shapes])),
         }
+        face_rows = [[s["face_miou"] for s in r["shapes"] if "face_miou" in s] for r in rows]
+        face_rows = [f for f in face_rows if f]
+        if face_rows:
+            out[method]["face_mean_over_categories"] = float(np.mean([np.mean(f) for f in face_rows]))
     return out
+
+
+def face_areas(shape: Shape) -> np.ndarray:
+    """(F,) float64 area of each face of a mesh shape (normalised coordinates)."""
+    tri = shape.vertices[shape.faces].astype(np.float64)
+    return 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
 
 
 def _safe(name: str) -> str:

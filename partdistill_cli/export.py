@@ -13,6 +13,9 @@ Formats of a result (`NAME.labels.json`, see `outputs.py`), written into the out
 - `json` / `npy` / `csv`: labels and confidences for code (`NAME.json`; `NAME.labels.npy` int64 and
   `NAME.confidence.npy` float32; `NAME.csv` one row per face or point).
 - `png`: `NAME.preview.png`, the preview sheet.
+- `html`: `NAME.viewer.html`, a self-contained page that shows the result in 3D in any browser
+  (`partdistill_cli.viewer`); a folder of results also gets `index.html`, a grid of thumbnails linking to
+  each page.
 
 A trained student exports as `torchscript` (`NAME.torchscript.pt`) or `onnx` (`NAME.onnx`), each with a JSON
 card (`NAME.torchscript.json` / `NAME.onnx.json`: parts, input and output layout, settings, history). The
@@ -44,13 +47,14 @@ from partdistill_cli.outputs import (
     SegmentResult,
     colors_of,
     find_results,
+    one_line,
     ply_bytes,
     read_result,
     result_ply_bytes,
     write_all,
 )
 
-RESULT_FORMATS = ("glb", "ply", "obj", "parts", "json", "npy", "csv", "png")
+RESULT_FORMATS = ("glb", "ply", "obj", "parts", "json", "npy", "csv", "png", "html")
 STUDENT_FORMATS = ("torchscript", "onnx")
 FORMATS = RESULT_FORMATS + STUDENT_FORMATS
 UNLABELED_PART = "unlabeled"
@@ -156,7 +160,7 @@ def obj_text(
     starts every run of equal labels, so that the faces keep their order. `vertex_colors` (V, 3) uint8 are
     written as the common `v x y z r g b` extension.
     """
-    lines = [f"# {header}\n"] if header else []
+    lines = [f"# {one_line(header)}\n"] if header else []
     if mtllib:
         lines.append(f"mtllib {mtllib}\n")
     v = np.asarray(vertices, dtype=np.float64)
@@ -182,12 +186,12 @@ def obj_text(
 def mtl_text(result: SegmentResult) -> str:
     """One diffuse material per part (and one for unlabeled), named as in `file_names`."""
     names = file_names(result.parts)
-    out = [f"# part materials of {result.name} (partdistill)\n"]
+    out = [f"# part materials of {one_line(result.name)} (partdistill)\n"]
     for label in [*range(len(result.parts)), -1]:
         r, g, b = (c / 255.0 for c in _color(result, label))
         out.append(
             f"newmtl {names[label]}\nKa 0 0 0\nKd {r:.4f} {g:.4f} {b:.4f}\nKs 0 0 0\nd 1\nillum 1\n"
-            f"# part: {_part_name(result, label)}\n\n"
+            f"# part: {one_line(_part_name(result, label))}\n\n"
         )
     return "".join(out)
 
@@ -298,6 +302,10 @@ def result_writers(result: SegmentResult, fmt: str, out_dir: Path) -> Writers:
 
         image, _ = render_preview(result.shape, result.to_labels(), title=f"{name}: {len(result.parts)} parts")
         return {out_dir / f"{name}.preview.png": lambda tmp: image.save(tmp, format="PNG")}
+    if fmt == "html":
+        from partdistill_cli.viewer import explain_png_of, viewer_html, viewer_path
+
+        return {viewer_path(out_dir, name): _text(viewer_html(result, explain_png_of(result)))}
     raise ExportError(f"{fmt!r} is not a format for segment results; choose one of {', '.join(RESULT_FORMATS)}")
 
 
@@ -326,6 +334,12 @@ def export_results(source: Path, fmt: str, out_dir: Path | None = None, overwrit
             if path in writers:
                 raise ExportError(f"{path}: two results would both write this file (same name {result.name!r})")
             writers[path] = write
+    if fmt == "html" and Path(source).is_dir():
+        from partdistill_cli.viewer import INDEX_NAME, folder_index_html
+
+        writers[out_dir / INDEX_NAME] = _text(
+            folder_index_html(results, f"{Path(source).resolve().name}: segmentations")
+        )
     inputs = []
     for r in results:
         inputs += [r.path, r.shape_source, r.path.parent / f"{r.name}.parts.ply"]

@@ -29,14 +29,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        # mkstemp creates the file private (0600); give the output the usual permissions before it appears.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, path)
+        give_usual_permissions(tmp_path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as exc:  # a folder (or something else unreplaceable) appeared at `path`
+            raise OutputError(f"{path}: cannot write the file there ({exc.strerror or exc})") from exc
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def give_usual_permissions(path: Path) -> None:
+    """mkstemp creates a file private (0600); give an output the permissions a new file gets (umask) before it
+    appears under its name."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -61,12 +69,15 @@ def check_writable_dir(path: str | Path) -> Path:
 
 
 def check_not_overwriting(outputs: list[Path], inputs: list[Path], overwrite: bool) -> None:
-    """Refuse to write over an input, ever, or over an existing output unless `overwrite`."""
+    """Refuse to write an output file over an input or a folder, ever, or over an existing file or link (a
+    dangling one too) unless `overwrite`."""
     resolved_inputs = {Path(p).resolve() for p in inputs}
-    for out in outputs:
-        if Path(out).resolve() in resolved_inputs:
+    for out in map(Path, outputs):
+        if out.resolve() in resolved_inputs:
             raise OutputError(f"{out}: refusing to write over an input file")
-        if Path(out).exists() and not overwrite:
+        if out.is_dir():
+            raise OutputError(f"{out}: is a folder; cannot write the file there")
+        if (out.exists() or out.is_symlink()) and not overwrite:
             raise OutputError(f"{out}: already exists (pass --overwrite to replace it)")
 
 

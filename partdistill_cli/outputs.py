@@ -12,16 +12,19 @@ For an input shape NAME, into an output folder:
 - `NAME.labels.npy`: (F,) or (N,) int64 labels, the same as in the json.
 - `NAME.preview.png` (optional): the segmented shape from several views with a legend.
 - `NAME.explain.png` (optional): per view, the teacher's detections beside the final labels.
+- `NAME.viewer.html` (optional): the result as a self-contained web page (`partdistill_cli.viewer`).
 
 All files of one call are written to temporaries first and renamed into place only when every one of them
-has been written (`write_all`), so a failure leaves none of them behind.
+has been written (`write_all`), so a failure leaves none of them behind, and a kill while renaming leaves a
+journal by which the next run or reader completes the set.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +40,14 @@ from partdistill_cli.colors import PALETTE as PALETTE
 from partdistill_cli.colors import UNLABELED_COLOR as UNLABELED_COLOR
 from partdistill_cli.colors import colors_of, part_colors
 from partdistill_cli.errors import UserError
-from partdistill_cli.io_utils import atomic_path, check_not_overwriting, check_writable_dir, file_sha256
+from partdistill_cli.io_utils import (
+    OutputError,
+    atomic_path,
+    check_not_overwriting,
+    check_writable_dir,
+    file_sha256,
+    give_usual_permissions,
+)
 from partdistill_cli.knowledge import Detection, Labels
 from partdistill_cli.shapes import Shape
 
@@ -132,24 +142,53 @@ class SegmentResult:
         return trimesh.PointCloud(self.original_vertices(), colors=colors)
 
     def save(
-        self, out_dir: str | Path, *, overwrite: bool = False, preview: bool = False, explain: bool = False
+        self,
+        out_dir: str | Path,
+        *,
+        overwrite: bool = False,
+        preview: bool = False,
+        explain: bool = False,
+        html: bool = False,
     ) -> list[Path]:
         """Write the files `partdistill segment` writes into `out_dir` (see the module docstring), all or none.
 
         `explain` adds NAME.explain.png, the teacher's detections beside the labels per view; it needs the
-        result's `views`. Raises `OutputError` if `out_dir` is not writable, an output would replace the input
-        or already exists (and not `overwrite`), `ResultError` if there are no views to explain. Returns the
-        paths written.
+        result's `views`. `html` adds NAME.viewer.html, the result as a self-contained web page (with the
+        explain sheet beside the shape when `explain`). Raises `ResultError` if there are no views to explain,
+        `OutputError` if `out_dir` is not writable, an output would replace the input or already exists (and
+        not `overwrite`). Returns the paths written.
         """
-        out_dir = check_writable_dir(out_dir)
-        paths = output_paths(out_dir, self.name, preview, explain)
-        check_not_overwriting(list(paths.values()), [self.input_path] if self.input_path else [], overwrite)
         if explain and self.views is None:
             raise ResultError(
                 f"{self.name}: no teacher views to explain (the knowledge came from the cache); segment with "
                 "explain / keep_views to keep them"
             )
-        labels = self.to_labels()
+        explain_png = self.explain_png() if explain else None
+        return self.write(out_dir, overwrite=overwrite, preview=preview, html=html, explain_png=explain_png)
+
+    def explain_png(self) -> bytes:
+        """The PNG bytes of the explain sheet (`preview.explain_sheet`): per view, the teacher's detections
+        beside the final labels. Needs the result's `views`."""
+        from partdistill_cli.preview import explain_sheet
+
+        with tempfile.TemporaryDirectory() as tmp:
+            explain_sheet(self.views, self.detections, self.to_labels(), self.parts, Path(tmp) / "explain.png")
+            return (Path(tmp) / "explain.png").read_bytes()
+
+    def write(
+        self,
+        out_dir: str | Path,
+        *,
+        overwrite: bool = False,
+        preview: bool = False,
+        html: bool = False,
+        explain_png: bytes | None = None,
+    ) -> list[Path]:
+        """`save` with the explain sheet given as PNG bytes (`explain_png`, written as NAME.explain.png and shown
+        in the page) rather than drawn from `views`."""
+        out_dir = check_writable_dir(out_dir)
+        paths = output_paths(out_dir, self.name, preview, html=html, explain=explain_png is not None)
+        check_not_overwriting(list(paths.values()), [self.input_path] if self.input_path else [], overwrite)
         # Render before writing anything, so that slow or failing work does not leave half the outputs.
         writers: dict[Path, Callable[[Path], None]] = {
             paths["ply"]: _save_bytes(result_ply_bytes(self)),
@@ -161,12 +200,14 @@ class SegmentResult:
         if preview:
             from partdistill_cli.preview import render_preview
 
-            image, _ = render_preview(self.shape, labels)
+            image, _ = render_preview(self.shape, self.to_labels())
             writers[paths["preview"]] = _save_image(image)
-        if explain:
-            from partdistill_cli.preview import explain_sheet
+        if html:
+            from partdistill_cli.viewer import viewer_html
 
-            writers[paths["explain"]] = lambda tmp: explain_sheet(self.views, self.detections, labels, self.parts, tmp)
+            writers[paths["html"]] = _save_bytes(viewer_html(self, explain_png).encode("utf-8"))
+        if explain_png is not None:
+            writers[paths["explain"]] = _save_bytes(explain_png)
         return write_all(writers)
 
     def original_vertices(self) -> np.ndarray:
@@ -297,10 +338,16 @@ def _ply_element(name: str, columns: list[tuple[str, np.ndarray]]) -> tuple[list
     return header, body.tobytes()
 
 
+def one_line(text: str) -> str:
+    """`text` safe for a one-line header comment (PLY, OBJ, MTL): control characters, line breaks included,
+    become backslash escapes, so that a part name cannot end the comment and inject header lines."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def ply_bytes(elements: list[tuple[str, list[tuple[str, np.ndarray]]]], comments: list[str] = ()) -> bytes:
     """A binary little-endian PLY file with the given elements (name, [(property, array)])."""
     header = ["ply", "format binary_little_endian 1.0"]
-    header += ["comment " + " ".join(c.split()) for c in comments]
+    header += ["comment " + one_line(c) for c in comments]
     bodies = []
     for name, columns in elements:
         lines, body = _ply_element(name, columns)
@@ -354,26 +401,85 @@ def result_ply_bytes(result: SegmentResult) -> bytes:
 # ---- writing ------------------------------------------------------------------------------------------------
 
 
-def write_all(writers: dict[Path, Callable[[Path], None]]) -> list[Path]:
-    """Write several files all or nothing.
+JOURNAL_FORMAT = "partdistill-commit/1"
+JOURNAL_GLOB = ".partdistill-commit.*.json"
 
-    Each `writers[path](tmp)` writes its content to a temporary path beside `path`; only when all of them
-    have succeeded are the temporaries renamed into place. If a write fails, every temporary is deleted; if
-    a rename fails, the files this call had already created are removed again. Returns the paths written.
+
+def write_all(writers: dict[Path, Callable[[Path], None]]) -> list[Path]:
+    """Write several files of one folder all or nothing, also across a crash or a kill.
+
+    1. Each `writers[path](tmp)` writes its content to a temporary beside `path`. If any fails, every
+       temporary is deleted and nothing has changed.
+    2. A journal naming each (temporary, target) pair is written into the folder (atomically). From here on
+       the new set is committed.
+    3. The temporaries are renamed over their targets; then the journal is deleted.
+
+    A kill or failure during step 3 leaves the journal, and the next `write_all` into the folder (a re-run)
+    or `find_results` reading it first completes the renames (`finish_writes`), so nobody reads a mix of
+    old and new files. Why a journal rather than a manifest read last: the files of a set (a segment's
+    ply/json/npy, an export's label and confidence arrays) are read directly by other tools, which know
+    nothing of a manifest; the journal exists only while renaming. Returns the paths written.
     """
     paths = [Path(p) for p in writers]
-    existed = {p for p in paths if p.exists()}
+    folder = paths[0].parent if paths else Path(".")
+    if any(p.parent != folder for p in paths):
+        raise ValueError("write_all writes the files of one folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    finish_writes(folder)
+    temps: list[Path] = []
     try:
-        with contextlib.ExitStack() as stack:
-            temps = [stack.enter_context(atomic_path(p)) for p in paths]
-            for p, tmp in zip(paths, temps, strict=True):
-                writers[p](tmp)
-    except BaseException:
         for p in paths:
-            if p not in existed:
-                p.unlink(missing_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part" + p.suffix, dir=folder)
+            os.close(fd)
+            temps.append(Path(tmp))
+            writers[p](temps[-1])
+            give_usual_permissions(temps[-1])
+        renames = [[t.name, p.name] for t, p in zip(temps, paths, strict=True)]
+        journal = folder / f".partdistill-commit.{uuid.uuid4().hex}.json"
+        with atomic_path(journal) as tmp:
+            tmp.write_text(json.dumps({"format": JOURNAL_FORMAT, "renames": renames}))
+    except BaseException:
+        for t in temps:
+            t.unlink(missing_ok=True)
         raise
+    _complete(journal, renames)
     return paths
+
+
+def finish_writes(folder: Path) -> None:
+    """Complete the renames of every interrupted `write_all` into `folder` (see there). A journal that names
+    anything but a temporary and its target inside `folder` is refused (OutputError), never followed."""
+    folder = Path(folder)
+    for journal in sorted(folder.glob(JOURNAL_GLOB)):
+        try:
+            doc = json.loads(journal.read_text(encoding="utf-8"))
+            renames = [(str(t), str(p)) for t, p in doc["renames"]] if doc.get("format") == JOURNAL_FORMAT else None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            renames = None
+        if renames is None or not all(_is_rename_of_ours(t, p) for t, p in renames):
+            raise OutputError(f"{journal}: not a journal partdistill wrote; look at it and remove it")
+        _complete(journal, renames)
+
+
+def _is_rename_of_ours(tmp: str, target: str) -> bool:
+    """Both plain names in the journal's folder, the first a temporary `write_all` makes for the second."""
+    plain = all(n and n not in (".", "..") and "/" not in n and "\\" not in n for n in (tmp, target))
+    return plain and tmp.startswith(f".{target}.") and tmp.endswith(".part" + Path(target).suffix)
+
+
+def _complete(journal: Path, renames: list) -> None:
+    folder = journal.parent
+    for tmp, target in renames:
+        try:
+            os.replace(folder / tmp, folder / target)
+        except FileNotFoundError:
+            continue  # renamed already (by the run that wrote the journal, or by a concurrent reader)
+        except OSError as exc:
+            raise OutputError(
+                f"{folder / target}: cannot put the new file in place ({exc.strerror or exc}); the next run "
+                "writing into this folder completes the set"
+            ) from exc
+    journal.unlink(missing_ok=True)
 
 
 def _json_default(obj):
@@ -412,8 +518,10 @@ def result_json(result: SegmentResult, out_dir: Path) -> dict:
     return doc
 
 
-def output_paths(out_dir: Path, name: str, preview: bool, explain: bool = False) -> dict[str, Path]:
-    """Where `SegmentResult.save` puts each file."""
+def output_paths(
+    out_dir: Path, name: str, preview: bool = False, *, html: bool = False, explain: bool = False
+) -> dict[str, Path]:
+    """Where `SegmentResult.save` puts each file: "ply", "json", "npy"[, "preview"][, "html"][, "explain"]."""
     out_dir = Path(out_dir)
     paths = {
         "ply": out_dir / f"{name}.parts.ply",
@@ -422,6 +530,10 @@ def output_paths(out_dir: Path, name: str, preview: bool, explain: bool = False)
     }
     if preview:
         paths["preview"] = out_dir / f"{name}.preview.png"
+    if html:
+        from partdistill_cli.viewer import viewer_path
+
+        paths["html"] = viewer_path(out_dir, name)
     if explain:
         paths["explain"] = out_dir / f"{name}.explain.png"
     return paths
@@ -452,15 +564,20 @@ def write_segment_outputs(
     overwrite: bool = False,
     preview: bool = False,
     meta: dict | None = None,
+    html: bool = False,
+    explain: bytes | None = None,
 ) -> list[Path]:
     """Write a segmentation of `shape` (loaded from `input_path`) into `out_dir` (see the module docstring).
 
     `labels.face_labels` (F,) in file face order for meshes, `labels.point_labels` (N,) in file point order
     for clouds. Raises `OutputError` if `out_dir` is not writable, an output would replace the input, or an
-    output exists and not `overwrite`; ValueError if the labels do not fit the shape. Returns the paths
-    written (ply, json, npy[, png]); nothing is written if any of them fails.
+    output exists and not `overwrite`; ValueError if the labels do not fit the shape. `explain` (PNG bytes of
+    `preview.explain_sheet`) is written as `NAME.explain.png`; with `html`, the viewer page is written too and
+    shows that sheet. Returns the paths written (ply, json, npy[, png][, html][, explain png]); nothing is
+    written if any of them fails.
     """
-    return make_result(Path(input_path), shape, labels, meta).save(out_dir, overwrite=overwrite, preview=preview)
+    result = make_result(Path(input_path), shape, labels, meta)
+    return result.write(out_dir, overwrite=overwrite, preview=preview, html=html, explain_png=explain)
 
 
 # ---- reading ------------------------------------------------------------------------------------------------
@@ -471,6 +588,7 @@ def find_results(path: Path) -> list[Path]:
     path = Path(path)
     if not path.exists():
         raise ResultError(f"{path}: no such file or folder")
+    finish_writes(path if path.is_dir() else path.parent)
     if path.is_dir():
         found = sorted(p for p in path.glob(f"*{LABELS_SUFFIX}") if p.is_file())
         if not found:
@@ -534,6 +652,10 @@ def read_result(path: Path, n_points: int = 2048, seed: int = 0) -> SegmentResul
         raise ResultError(f"{path}: the folder holds {len(found)} results; name one NAME{LABELS_SUFFIX} file")
     path = found[0]
     doc = _read_json(path)
+    name = doc["name"]
+    # The name becomes output file names (NAME.glb, ...): anything but a plain file name could write elsewhere.
+    if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+        raise ResultError(f"{path}: the result's name {name!r} is not a plain file name")
     parts = [str(p) for p in doc["parts"]]
     try:
         labels = np.asarray(doc["labels"], dtype=np.int64)
@@ -567,6 +689,4 @@ def read_result(path: Path, n_points: int = 2048, seed: int = 0) -> SegmentResul
         )
     inp = Path(doc["input"]) if doc.get("input") else None
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
-    return SegmentResult(
-        str(doc["name"]), kind, shape, parts, colors.astype(np.uint8), labels, confidence, inp, meta, path, source
-    )
+    return SegmentResult(name, kind, shape, parts, colors.astype(np.uint8), labels, confidence, inp, meta, path, source)

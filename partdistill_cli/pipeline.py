@@ -30,7 +30,7 @@ from partdistill_cli.parts import BACKGROUND_PART, PartList
 from partdistill_cli.render import render, resolve_renderer
 from partdistill_cli.render.base import Views
 from partdistill_cli.shapes import Shape, ShapeError, from_mesh, from_points, load_shape
-from partdistill_cli.store import KnowledgeStore, find_student, load_student
+from partdistill_cli.store import KnowledgeStore, check_cache_root, find_student, load_student
 from partdistill_cli.teachers import make_teacher
 from partdistill_cli.teachers.base import Teacher
 from partdistill_cli.teachers.specs import teacher_spec
@@ -185,13 +185,15 @@ class Pipeline:
         verbose: report progress and what was reused on the console (stderr).
         store: where knowledge is kept (default: the cache under `config.cache_dir`).
 
-    The device is resolved once here; the teacher is built on the first `teach` and kept, so its models stay
+    The cache root is checked here, before any work (`store.StoreError` when it cannot be a writable folder);
+    the device is resolved once here; the teacher is built on the first `teach` and kept, so its models stay
     loaded across shapes.
     """
 
     def __init__(self, config: SegmentConfig, *, verbose: bool = True, store: KnowledgeStore | None = None) -> None:
         if not isinstance(config, SegmentConfig):
             raise ConfigError(f"expected a SegmentConfig, got {type(config).__name__}")
+        check_cache_root(config.cache_dir)
         self.config = config
         self.verbose = verbose
         self.device = resolve_device(config.device)
@@ -283,7 +285,7 @@ class Pipeline:
                     shape, t, list(parts.asked), self.config.render, category, parts.background, device=self.device
                 )
             if path is not None:
-                result.knowledge.save(path)
+                self.store.save(result.knowledge, path)
         self._say(
             f"{result.knowledge.n_units} pieces of 2D knowledge from {self.config.render.n_views} views ({t.name})"
         )

@@ -5,6 +5,7 @@ Layout under the cache root (`~/.cache/partdistill`, or `$PARTDISTILL_CACHE`, or
     students/<key>/student.safetensors   the networks' weights (safetensors: no pickles)
     students/<key>/card.json             what the student is: category, parts, teacher, settings, history
     knowledge/<fingerprint>/<key>.npz     a shape's lifted knowledge for one teacher / prompts / rendering
+                                          (`KnowledgeStore`: `read_knowledge` / `write_knowledge`)
 
 A student's key hashes (category, ordered parts, teacher, student settings), so another part list, part order or
 teacher never reuses a student. Files are written atomically (the card last, so a half-written entry has no
@@ -49,6 +50,23 @@ def cache_root(root: str | Path | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "partdistill"
+
+
+def check_cache_root(root: str | Path | None = None) -> Path:
+    """The cache root (see `cache_root`), checked before any work is done: it must be a folder, or creatable
+    as one, that this user can write. Nothing is created. Raises StoreError (one line) otherwise."""
+    path = cache_root(root)
+    existing = path
+    while not (existing.exists() or existing.is_symlink()) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StoreError(
+            f"{path}: the cache root cannot be a folder ({existing} is a file); pass another --cache-dir or set "
+            f"{CACHE_ENV}"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise StoreError(f"{path}: cannot write the cache there ({existing} is not writable); pass another --cache-dir")
+    return path
 
 
 def _digest(obj: Any, length: int = 24) -> str:
@@ -247,10 +265,42 @@ def knowledge_path(
 ) -> Path:
     """Where the knowledge of one shape under one teacher, prompt list and rendering is cached (`.npz`).
 
-    The file may not exist yet; write it with `Knowledge.save` (atomic) and read it with `Knowledge.load`.
+    The file may not exist yet; write it with `write_knowledge` and read it with `read_knowledge`.
     """
     key = _digest({"teacher": teacher_name, "parts": list(parts), "render": render_settings})
     return cache_root(root) / "knowledge" / shape_fingerprint / f"{key}.npz"
+
+
+def read_knowledge(path: Path, n_points: int, parts: list[str] | None = None) -> Knowledge | None:
+    """The knowledge cached at `path` if it covers `n_points` points (and has exactly `parts`, when given), else
+    None. A corrupt entry, or something else in its place (a folder), is reported and ignored."""
+    from partdistill_cli.console import console
+
+    if not (path.exists() or path.is_symlink()):
+        return None
+    try:
+        knowledge = Knowledge.load(path)
+    except ValueError as exc:
+        console.print(f"[yellow]warning:[/] ignoring a corrupt knowledge cache entry: {exc}", soft_wrap=True)
+        return None
+    if knowledge.n_points != n_points or (parts is not None and knowledge.parts != list(parts)):
+        return None
+    return knowledge
+
+
+def write_knowledge(knowledge: Knowledge, path: Path) -> None:
+    """Cache `knowledge` at `path` (atomically). An entry that cannot be written (a folder in the way, a full
+    disk) is reported and skipped: the run's result does not depend on the cache."""
+    from partdistill_cli.console import console
+
+    try:
+        knowledge.save(path)
+    except OSError as exc:
+        console.print(
+            f"[yellow]warning:[/] could not cache the teacher knowledge at {path} ({exc}); the next run will ask "
+            "the teacher again",
+            soft_wrap=True,
+        )
 
 
 @dataclass(frozen=True)
@@ -275,17 +325,11 @@ class KnowledgeStore:
         return path
 
     def load(self, path: Path, shape: Shape, parts: PartList) -> Knowledge | None:
-        """The knowledge at `path` if it is there and fits `shape` and `parts`; a corrupt file is reported on
-        the console and treated as absent."""
-        if not path.is_file():
-            return None
-        try:
-            knowledge = Knowledge.load(path)
-        except ValueError as exc:
-            from partdistill_cli.console import console
+        """The knowledge at `path` if it is there and fits `shape` and `parts` (see `read_knowledge`: a corrupt
+        entry, or a folder in its place, is reported and treated as absent)."""
+        return read_knowledge(path, shape.n_points, parts.names)
 
-            console.print(f"[yellow]ignoring a corrupt knowledge file: {exc}[/]")
-            return None
-        if knowledge.n_points != shape.n_points or knowledge.parts != parts.names:
-            return None
-        return knowledge
+    def save(self, knowledge: Knowledge, path: Path) -> None:
+        """Keep `knowledge` at `path` (see `write_knowledge`: an entry that cannot be written is reported and
+        skipped)."""
+        write_knowledge(knowledge, path)

@@ -117,6 +117,8 @@ def load_hub_model(key: str, source: str, model_class: Any, option: str, device)
     local = Path(source).is_absolute()
     if local and not Path(source).is_dir():
         raise TeacherError(missing_hub_message(key, source, "no such directory", option))
+    if local:
+        _refuse_pickled_weights(Path(source))
     # A model already in the cache loads without touching the network (no update checks, works offline).
     kwargs = {"local_files_only": True} if local or offline() or hub_cached(source) else {}
     try:
@@ -128,17 +130,35 @@ def load_hub_model(key: str, source: str, model_class: Any, option: str, device)
     return processor, model.to(device).eval()
 
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+SAFE_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+PICKLED_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _refuse_pickled_weights(folder: Path) -> None:
+    """TeacherError when a local model folder holds its weights only as a pickle. Loading one can run code
+    if it is hostile, and a folder's origin is unknown (Hub repos are scanned, and transformers reads their
+    pickles with torch.load(weights_only=True)), so a local folder must hold safetensors."""
+    if any((folder / name).is_file() for name in SAFE_WEIGHT_FILES):
+        return
+    pickled = [name for name in PICKLED_WEIGHT_FILES if (folder / name).is_file()]
+    if pickled:
+        raise TeacherError(
+            f"{folder}: the weights are a pickle ({pickled[0]}), which can run code when loaded; partdistill "
+            "reads a local model folder's weights as safetensors only. Convert them where you trust the file: "
+            "load the model with transformers and save_pretrained() it (that writes model.safetensors)"
+        )
 
 
 def hub_cached(source: str) -> bool:
-    """Whether a model's config and weights are in the Hugging Face cache (or in `source`, a local directory)."""
+    """Whether a model's config and weights are in the Hugging Face cache, or in `source`, a local directory
+    (there as safetensors: see `_refuse_pickled_weights`)."""
     if Path(source).is_absolute():
-        found = [(Path(source) / name).is_file() for name in ("config.json", *WEIGHT_FILES)]
+        found = [(Path(source) / name).is_file() for name in ("config.json", *SAFE_WEIGHT_FILES)]
     else:
         from huggingface_hub import try_to_load_from_cache
 
-        found = [isinstance(try_to_load_from_cache(source, n), str) for n in ("config.json", *WEIGHT_FILES)]
+        names = ("config.json", *SAFE_WEIGHT_FILES, PICKLED_WEIGHT_FILES[0])
+        found = [isinstance(try_to_load_from_cache(source, n), str) for n in names]
     return found[0] and any(found[1:])
 
 

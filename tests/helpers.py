@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 from pathlib import Path
@@ -21,16 +22,21 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
-def check_report(report: dict) -> None:
+def check_report(report: dict, meshes: bool) -> None:
     """An evaluate report is consistent: every category's mIoU and coverage are its shapes' means, a shape's mIoU
-    the mean of its part IoUs, and the summary the means over categories and over all shapes."""
+    the mean of its part IoUs (and, for `meshes`, its face mIoU the mean of its face part IoUs), its part shares
+    at most the whole, and the summary the means over categories and over all shapes."""
+    face_keys = {"face_miou", "face_part_iou"} if meshes else set()
     for r in report["results"]:
         assert 0 <= r["miou"] <= 1 and 0 <= r["coverage"] <= 1
         assert r["miou"] == pytest.approx(np.mean([s["miou"] for s in r["shapes"]]))
         assert r["coverage"] == pytest.approx(np.mean([s["coverage"] for s in r["shapes"]]))
         for s in r["shapes"]:
-            assert set(s) == {"name", "miou", "coverage", "part_iou"}
+            assert set(s) == {"name", "miou", "coverage", "part_iou", "part_share", *face_keys}
             assert s["miou"] == pytest.approx(np.mean(list(s["part_iou"].values())))
+            assert list(s["part_share"]) == list(s["part_iou"]) and sum(s["part_share"].values()) <= 1 + 1e-9
+            if meshes:
+                assert s["face_miou"] == pytest.approx(np.mean(list(s["face_part_iou"].values())))
     methods = list(dict.fromkeys(r["method"] for r in report["results"]))
     assert list(report["summary"]) == methods
     for m in methods:
@@ -40,6 +46,9 @@ def check_report(report: dict) -> None:
         assert summary["mean_over_categories"] == pytest.approx(np.mean([r["miou"] for r in rows]))
         assert summary["mean_over_shapes"] == pytest.approx(np.mean([s["miou"] for s in shapes]))
         assert summary["coverage"] == pytest.approx(np.mean([s["coverage"] for s in shapes]))
+        if meshes:
+            face_means = [np.mean([s["face_miou"] for s in r["shapes"]]) for r in rows]
+            assert summary["face_mean_over_categories"] == pytest.approx(np.mean(face_means))
 
 
 def two_box_mesh() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -53,12 +62,14 @@ def two_box_mesh() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return vertices, faces, labels
 
 
-def write_glb(path: Path, meshes: list[list[tuple[np.ndarray, np.ndarray]]], roots: list[dict]) -> None:
-    """Write a minimal binary glTF: `meshes` is a list of meshes, each a list of (vertices, triangles)
-    primitives; `roots` are the scene's root nodes in document order, each a glTF node dict ({"mesh": i,
-    "translation": [...], "scale": [...], "children": [node dicts]}), flattened depth-first into `nodes`.
+def gltf_document(meshes: list[list[tuple[np.ndarray, np.ndarray]]], roots: list[dict]) -> tuple[dict, bytes]:
+    """A minimal glTF document and its binary buffer: `meshes` is a list of meshes, each a list of (vertices,
+    triangles) primitives; `roots` are the scene's root nodes in document order, each a glTF node dict
+    ({"mesh": i, "translation": [...], "scale": [...], "children": [node dicts]}), flattened depth-first into
+    `nodes`. The buffer carries no URI: `glb_bytes` embeds it, `gltf_text` inlines it as a data URI.
 
-    Written by hand because the test needs node and primitive orders that an exporter would choose itself.
+    Written by hand because the tests need node and primitive orders (and broken documents) that an exporter
+    would never write.
     """
     blob, views, accessors = bytearray(), [], []
 
@@ -105,8 +116,25 @@ def write_glb(path: Path, meshes: list[list[tuple[np.ndarray, np.ndarray]]], roo
         "bufferViews": views,
         "buffers": [{"byteLength": len(blob)}],
     }
+    return header, bytes(blob)
+
+
+def glb_bytes(header: dict, blob: bytes) -> bytes:
+    """A binary glTF container (JSON chunk, then BIN chunk) of a document from `gltf_document`."""
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 4)
+    blob += b"\0" * (-len(blob) % 4)
     total = 12 + 8 + len(text) + 8 + len(blob)
     out = struct.pack("<III", 0x46546C67, 2, total) + struct.pack("<II", len(text), 0x4E4F534A) + text
-    Path(path).write_bytes(out + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob))
+    return out + struct.pack("<II", len(blob), 0x004E4942) + blob
+
+
+def gltf_text(header: dict, blob: bytes) -> str:
+    """A text glTF of a document from `gltf_document`, its buffer inlined as a base64 data URI."""
+    buffer = {**header["buffers"][0], "uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode()}
+    return json.dumps({**header, "buffers": [buffer]})
+
+
+def write_glb(path: Path, meshes: list[list[tuple[np.ndarray, np.ndarray]]], roots: list[dict]) -> None:
+    """Write a binary glTF of `meshes` and `roots` (see `gltf_document`)."""
+    Path(path).write_bytes(glb_bytes(*gltf_document(meshes, roots)))

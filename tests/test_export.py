@@ -350,3 +350,46 @@ def test_cli_exports_a_stored_student(tmp_path):
     assert isinstance(res.exception, OutputError) and "already exists" in str(res.exception)
     res = _cli(tmp_path / "missing", "--format", "onnx")
     assert isinstance(res.exception, ExportError) and "no such student" in str(res.exception)
+
+
+# ---- hostile results ---------------------------------------------------------------------------------------
+
+
+def _rewrite(result_json, **changes):
+    doc = json.loads(result_json.read_text())
+    doc.update(changes)
+    result_json.write_text(json.dumps(doc))
+
+
+def _all_files(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/partdistill-escaped", "..", ".", "", "a/b", "a\\b", "x\0y", 7])
+@pytest.mark.parametrize("fmt", ["glb", "ply", "obj", "parts", "json", "npy", "csv", "png"])
+def test_a_result_name_that_is_not_a_plain_file_name_is_refused_for_every_format(mesh, tmp_path, name, fmt):
+    _rewrite(mesh["json"], name=name)
+    before = _all_files(tmp_path)
+    res = _cli(mesh["json"], "--format", fmt, "--out", tmp_path / "x" / "y")
+    assert isinstance(res.exception, ResultError), res.output
+    assert f"the result's name {name!r} is not a plain file name" in str(res.exception)
+    assert _all_files(tmp_path) == before
+    assert not list(tmp_path.parent.glob("*escaped*")) and not list(
+        __import__("pathlib").Path("/tmp").glob("*escaped*")
+    )
+
+
+def test_control_characters_in_names_do_not_break_obj_mtl_or_ply_headers(mesh, tmp_path):
+    evil = "seat\nf 1 2 3\nnewmtl evil\r\x1b[31m\x00"
+    _rewrite(mesh["json"], parts=[evil, "handle"])
+    written = export_results(mesh["json"], "obj", tmp_path / "x") + export_results(mesh["json"], "ply", tmp_path / "y")
+    obj, mtl, ply = (p.read_bytes() for p in written)
+    n_faces = len(mesh["faces"])
+    assert sum(line.startswith(b"f ") for line in obj.splitlines()) == n_faces
+    assert sum(line.startswith(b"newmtl ") for line in mtl.splitlines()) == 3  # two parts + unlabeled
+    assert b"# part: seat\\nf 1 2 3\\nnewmtl evil\\r\\x1b[31m\\x00\n" in mtl
+    header = ply[: ply.index(b"end_header")]
+    assert b"\r" not in header and b"\x00" not in header and b"\x1b" not in header
+    assert len(trimesh.load(written[2], process=False).faces) == n_faces
+    for path in written:
+        assert path.parent.parent == tmp_path

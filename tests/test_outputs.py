@@ -23,6 +23,7 @@ from partdistill_cli.outputs import (
     part_colors,
     read_result,
     split_by_part,
+    write_all,
     write_segment_outputs,
 )
 from partdistill_cli.shapes import load_shape
@@ -305,3 +306,80 @@ def test_read_result_errors(tmp_path):
     r["json"].write_text(json.dumps(doc))
     with pytest.raises(ResultError, match="wrong length"):
         read_result(r["json"])
+
+
+def test_a_dangling_symlink_at_an_output_path_is_not_replaced_without_overwrite(tmp_path):
+    r = mesh_result(tmp_path)
+    for p in r["written"]:
+        p.unlink()
+    link = r["out"] / "thing.labels.npy"
+    link.symlink_to(tmp_path / "nowhere.npy")
+    with pytest.raises(OutputError, match=f"{link}: already exists"):
+        write_segment_outputs(r["input"], r["shape"], r["labels"], r["out"])
+    assert link.is_symlink() and sorted(p.name for p in r["out"].iterdir()) == ["thing.labels.npy"]
+    write_segment_outputs(r["input"], r["shape"], r["labels"], r["out"], overwrite=True)
+    assert not link.is_symlink() and np.array_equal(np.load(link), r["face_labels"])
+
+
+def test_a_folder_at_an_output_path_is_refused_even_with_overwrite(tmp_path):
+    from partdistill_cli.io_utils import check_not_overwriting
+
+    (tmp_path / "report.json").mkdir()
+    with pytest.raises(OutputError, match="report.json: is a folder; cannot write the file there"):
+        check_not_overwriting([tmp_path / "report.json"], [], overwrite=True)
+
+
+# A run killed (SIGKILL: no cleanup) the moment it renames the given output into place.
+_KILLED_RUN = """
+import os, sys
+from pathlib import Path
+from test_outputs import mesh_result
+from partdistill_cli.knowledge import Labels
+from partdistill_cli.outputs import write_segment_outputs
+
+r = mesh_result(Path(sys.argv[1]))
+flipped = Labels(1 - r["labels"].point_labels, r["labels"].probs[:, ::-1].copy(), r["labels"].parts,
+                 1 - r["face_labels"])
+replace = os.replace
+os.replace = lambda src, dst: os._exit(9) if str(dst).endswith(sys.argv[2]) else replace(src, dst)
+write_segment_outputs(r["input"], r["shape"], flipped, r["out"], overwrite=True)
+"""
+
+
+@pytest.mark.parametrize(("killed_at", "next_run"), [("thing.labels.npy", "read"), ("thing.parts.ply", "write")])
+def test_a_run_killed_between_renames_leaves_a_set_the_next_reader_or_writer_completes(tmp_path, killed_at, next_run):
+    import os
+    import subprocess
+    import sys
+
+    tests = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(tmp_path), killed_at], env=env, capture_output=True)
+    assert proc.returncode == 9, proc.stderr.decode()
+    out = tmp_path / "out"
+    assert list(out.glob(".partdistill-commit.*.json")), "the killed run left no journal"
+    if next_run == "read":
+        read_result(out / "thing.labels.json")  # a reader completes the interrupted write first
+    else:
+        write_all({out / "other.txt": lambda tmp: tmp.write_text("x")})  # so does the next write there
+    _, _, face_labels = box_and_cylinder()
+    np.testing.assert_array_equal(read_result(out / "thing.labels.json").labels, 1 - face_labels)
+    np.testing.assert_array_equal(np.load(out / "thing.labels.npy"), 1 - face_labels)
+    np.testing.assert_array_equal(ply_raw(out / "thing.parts.ply")["face"]["label"], 1 - face_labels)
+    names = sorted(p.name for p in out.iterdir() if p.name != "other.txt")
+    assert names == ["thing.labels.json", "thing.labels.npy", "thing.parts.ply"]
+
+
+def test_a_forged_journal_cannot_move_files_outside_its_folder(tmp_path):
+    import json
+
+    from partdistill_cli.outputs import finish_writes
+
+    (tmp_path / "out").mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("keep me")
+    journal = tmp_path / "out" / ".partdistill-commit.forged.json"
+    journal.write_text(json.dumps({"format": "partdistill-commit/1", "renames": [["../secret.txt", "x.ply"]]}))
+    with pytest.raises(OutputError, match="not a journal partdistill wrote"):
+        finish_writes(tmp_path / "out")
+    assert secret.read_text() == "keep me" and journal.exists()

@@ -59,7 +59,7 @@ def test_evaluate_report_format_and_values(tmp_path):
     assert {(r["method"], r["category"]) for r in report["results"]} == {
         (m, c) for m in ("vote", "vote-fill") for c in ("chair", "table")
     }
-    check_report(report)
+    check_report(report, meshes=True)
     assert all(len(r["shapes"]) == 2 for r in report["results"])
     # Default noise leaves votes far from useless and far from perfect: a summary of zeros or ones is wrong.
     assert all(0.3 < v["mean_over_shapes"] < 1.0 for v in report["summary"].values())
@@ -113,7 +113,7 @@ def test_evaluate_with_a_tiny_clipseg_teacher_writes_the_standard_report(tiny, t
     )
     assert first.exit_code == 0, first.output + repr(first.exception)
     report = json.loads((tmp_path / "r1.json").read_text())
-    check_report(report)
+    check_report(report, meshes=True)
     assert (
         report["config"]["teacher"].startswith("clipseg(") and tiny["clipseg"]["clipseg"] in report["config"]["teacher"]
     )

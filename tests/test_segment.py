@@ -4,6 +4,7 @@ The models' masks and boxes are meaningless (random weights): these tests assert
 labels within the part list), not quality. Quality is measured with the simulated teacher (evaluate).
 """
 
+import base64
 import json
 
 import numpy as np
@@ -42,7 +43,7 @@ def test_segment_mesh_with_grounded_sam_full_distillation(tiny, chair_obj, tmp_p
     out = tmp_path / "out"
     args = ["segment", path, "--parts", ",".join(PARTS), "--category", "chair", "--teacher", "grounded-sam",
             *weight_args(tiny["grounded-sam"]), *FAST, "--out", out, "--cache-dir", tmp_path / "cache",
-            "--preview", "--explain"]  # fmt: skip
+            "--preview", "--explain", "--html"]  # fmt: skip
     result = invoke(args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     names = sorted(p.name for p in out.iterdir())
@@ -52,7 +53,10 @@ def test_segment_mesh_with_grounded_sam_full_distillation(tiny, chair_obj, tmp_p
         "chair.labels.npy",
         "chair.parts.ply",
         "chair.preview.png",
+        "chair.viewer.html",
     ]
+    explain = base64.b64encode((out / "chair.explain.png").read_bytes()).decode()
+    assert f'"explain":"data:image/png;base64,{explain}"' in (out / "chair.viewer.html").read_text()
     labels = np.load(out / "chair.labels.npy")
     assert labels.shape == (n_faces,) and labels.min() >= 0 and labels.max() < len(PARTS)
     doc = json.loads((out / "chair.labels.json").read_text())
@@ -176,3 +180,38 @@ def test_train_category_and_segment_share_knowledge_and_student_with_a_backgroun
     doc = json.loads((tmp_path / "out" / "a.labels.json").read_text())
     assert doc["parts"] == ["back", "other"] and doc["meta"]["other"] is True
     assert set(doc["labels"]) <= {0, 1}
+
+
+def test_a_knowledge_cache_entry_that_is_a_folder_is_reported_and_the_run_goes_on(tiny, tmp_path):
+    v, f, _, _ = generate("mug", 0)
+    path = tmp_path / "mug.xyz"
+    np.savetxt(path, from_mesh(v, f, 300, seed=1).points)
+    args = ["segment", path, "--parts", "handle,body", "--teacher", "clipseg", *weight_args(tiny["clipseg"]), *FAST,
+            "--method", "vote", "--out", tmp_path / "out", "--cache-dir", tmp_path / "cache"]  # fmt: skip
+    assert invoke(args).exit_code == 0
+    (entry,) = (tmp_path / "cache" / "knowledge").rglob("*.npz")
+    entry.unlink()
+    entry.mkdir()
+    (entry / "inside").write_text("a folder where the cache file should be")
+    result = invoke([*args, "--overwrite"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert f"ignoring a corrupt knowledge cache entry: {entry}" in result.output
+    assert f"could not cache the teacher knowledge at {entry}" in result.output
+    assert (entry / "inside").is_file() and np.load(tmp_path / "out" / "mug.labels.npy").shape == (300,)
+
+
+@pytest.mark.parametrize("command", ["segment", "train-category"])
+def test_a_cache_dir_that_cannot_be_a_folder_is_refused_before_any_work(chair_obj, tmp_path, command):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    target = chair_obj[0] if command == "segment" else chair_obj[0].parent
+    extra = ["--out", tmp_path / "out"] if command == "segment" else ["--category", "chair"]
+    for cache in (blocker, blocker / "cache"):
+        result = invoke([command, target, "--parts", "a,b", "--teacher", "clipseg", "--clipseg", tmp_path / "nowhere",
+                         "--cache-dir", cache, *extra])  # fmt: skip
+        assert result.exit_code != 0 and isinstance(result.exception, UserError), result.output
+        assert str(result.exception) == (
+            f"{cache}: the cache root cannot be a folder ({blocker} is a file); pass another --cache-dir or set "
+            "PARTDISTILL_CACHE"
+        )
+    assert blocker.read_text() == "not a folder" and not (tmp_path / "out").exists()

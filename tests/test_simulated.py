@@ -74,3 +74,23 @@ def test_systematic_confusion_is_consistent_across_views(scene):
     part_img = views.part_images(lab)
     wrong = [d for d in dets if np.bincount(part_img[d.view][d.mask].clip(0), minlength=2).argmax() != d.part]
     assert len(wrong) >= 0.5 * len(views.cameras)  # one part misnamed in most views
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"miss": "lots"}, "noise 'miss' must be a number, got 'lots'"),
+        ({"seed": 1.5}, "noise 'seed' must be an integer, got 1.5"),
+        ({"box": "yes"}, "noise 'box' must be true or false, got 'yes'"),
+        ({"boundary_px": True}, "noise 'boundary_px' must be an integer, got True"),
+        ({"score_right": [0.5]}, "noise 'score_right' must be [lo, hi], two numbers, got [0.5]"),
+        ({"score_wrong": "0.1-0.2"}, "noise 'score_wrong' must be [lo, hi], two numbers, got '0.1-0.2'"),
+        ({"false_positives": None}, "noise 'false_positives' must be a number, got None"),
+    ],
+)
+def test_noise_settings_of_the_wrong_type_are_refused(tmp_path, settings, message):
+    path = tmp_path / "noise.json"
+    path.write_text(json.dumps(settings))
+    with pytest.raises(ValueError) as err:
+        load_noise(path)
+    assert str(err.value) == f"{path}: {message}"

@@ -186,6 +186,21 @@ def test_knowledge_store_keys_the_background_part_and_category_and_refuses_what_
     assert kept.load(path, from_points(np.zeros((6, 3)) + np.arange(6)[:, None]), parts) is None  # other points
     path.write_bytes(b"not an npz")
     assert kept.load(path, shape, parts) is None
-    assert "ignoring a corrupt knowledge file" in capsys.readouterr().err
+    assert "ignoring a corrupt knowledge cache entry" in capsys.readouterr().err
     beside = store.KnowledgeStore(tmp_path, folder=tmp_path / "mine").path(shape, "clipseg", parts, settings, "chair")
     assert beside.parent == tmp_path / "mine" and beside.name.startswith("blob.") and beside.suffix == ".npz"
+
+
+def test_check_cache_root_creates_nothing_and_names_what_is_in_the_way(tmp_path, monkeypatch):
+    assert store.check_cache_root(tmp_path / "new" / "cache") == tmp_path / "new" / "cache"
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv(store.CACHE_ENV, str(tmp_path / "file" / "cache"))
+    with pytest.raises(
+        store.StoreError, match=f"the cache root cannot be a folder \\({tmp_path / 'file'} is a file\\)"
+    ):
+        store.check_cache_root()
+    # Permission bits do not stop root (these tests may run as root), so the access check itself is simulated.
+    monkeypatch.setattr(store.os, "access", lambda path, mode: False)
+    with pytest.raises(store.StoreError, match=f"cannot write the cache there \\({tmp_path} is not writable\\)"):
+        store.check_cache_root(tmp_path / "cache")

@@ -290,3 +290,22 @@ def test_every_command_offers_the_teachers_and_weight_options_of_the_specs(tmp_p
         result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
         choices = ", ".join(f"'{t}'" for t in teachers)
         assert result.exit_code == 2 and f"is not one of {choices}" in " ".join(result.output.split()), command
+
+
+def test_pickled_weights_are_refused_with_the_reason(tiny, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "clipseg"
+    shutil.copytree(tiny["clipseg"]["clipseg"], folder)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(TeacherError) as err:
+        make_teacher("clipseg", device="cpu", clipseg=str(folder))
+    assert str(err.value) == (
+        f"{folder}: the weights are a pickle (pytorch_model.bin), which can run code when loaded; partdistill "
+        "reads a local model folder's weights as safetensors only. Convert them where you trust the file: load "
+        "the model with transformers and save_pretrained() it (that writes model.safetensors)"
+    )
+    assert not weights.hub_cached(str(folder))

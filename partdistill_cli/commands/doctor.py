@@ -78,9 +78,11 @@ def check_open3d() -> Check:
     try:
         return Check("open3d", "ok", _version("open3d", "open3d-cpu" if _has_dist("open3d-cpu") else "open3d"))
     except OSError as exc:
+        from partdistill_cli.deps import LIBUSB_INSTALL
+
         fix = "pip install open3d-cpu (or open3d)"
         if "libusb" in str(exc):
-            fix = "install the system library libusb: apt-get install -y libusb-1.0-0"
+            fix = f"install the system library libusb: {LIBUSB_INSTALL}"
         return Check("open3d", "fail", _first_line(exc), fix)
     except Exception as exc:
         return Check("open3d", "fail", _first_line(exc), "pip install open3d-cpu (or open3d)")

@@ -147,11 +147,11 @@ def evaluate(
         protocol.value,
         seed,
         other,
-        teacher,
-        opt.teacher_weights(teacher, detector=detector, segmenter=segmenter, clipseg=clipseg),
-        threshold,
-        device,
-        cache_dir,
+        teacher=teacher,
+        weights=opt.teacher_weights(teacher, detector=detector, segmenter=segmenter, clipseg=clipseg),
+        threshold=threshold,
+        device=device,
+        cache_dir=cache_dir,
     )
     what = f"simulated (evaluation only: it reads ground truth), noise '{noise}'" if teacher == "simulated" else teacher
     console.print(

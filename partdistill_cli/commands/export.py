@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-FORMAT_CHOICES = "glb|ply|obj|parts|json|npy|csv|png|torchscript|onnx"
+FORMAT_CHOICES = "glb|ply|obj|parts|json|npy|csv|png|html|torchscript|onnx"
 
 
 def export(
@@ -28,7 +28,8 @@ def export(
             help="glb: one named, colored scene node per part. ply: colored mesh/cloud with int 'label' and "
             "float 'confidence' per face or point. obj: mesh + .mtl, one material per part. parts: one "
             "file per part (NAME.<part>.obj). json / npy / csv: labels and confidences for code. png: "
-            "preview sheet. torchscript / onnx: a student's network, for inference without partdistill.",
+            "preview sheet. html: NAME.viewer.html, a self-contained 3D page for any browser (a folder of results "
+            "also gets index.html, thumbnails linking to each page). torchscript / onnx: a student's network, for inference without partdistill.",
             show_default=False,
         ),
     ],
@@ -46,7 +47,7 @@ def export(
         bool, typer.Option("--overwrite", help="Replace files that already exist in the output folder.")
     ] = False,
 ) -> None:
-    """Export segment results to GLB/PLY/OBJ/per-part meshes/JSON/NPY/CSV/PNG, or a student to TorchScript/ONNX.
+    """Export segment results to GLB/PLY/OBJ/per-part meshes/JSON/NPY/CSV/PNG/HTML, or a student to TorchScript/ONNX.
 
     Label arrays keep the mesh's face order or the cloud's point order; coordinates are the input's own.
     All files of one export are written together or not at all.

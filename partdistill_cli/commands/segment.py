@@ -78,6 +78,14 @@ def segment(
             "--explain", help="Also write NAME.explain.png: the teacher's raw masks per view beside the result."
         ),
     ] = False,
+    html: Annotated[
+        bool,
+        typer.Option(
+            "--html",
+            help="Also write NAME.viewer.html: the result in 3D in any browser, one self-contained file "
+            "(with --explain, the teacher's views beside it).",
+        ),
+    ] = False,
     cache_dir: opt.CacheDir = None,
     seed: opt.Seed = 0,
     overwrite: opt.Overwrite = False,
@@ -105,11 +113,12 @@ def segment(
     s = seg.load(shape)
     out_dir = out if out is not None else shape.parent
     check_writable_dir(out_dir)
-    check_not_overwriting(list(output_paths(out_dir, s.name, preview, explain).values()), [shape], overwrite)
+    targets = output_paths(out_dir, s.name, preview=preview, explain=explain, html=html)
+    check_not_overwriting(list(targets.values()), [shape], overwrite)
     taught = seg.teach(s, part_list, category, need_views=explain)
     labels = seg.label(s, taught.knowledge, category, teacher_name=taught.teacher)
     result = seg.result(s, labels, taught, category, shape)
-    written = result.save(out_dir, overwrite=overwrite, preview=preview, explain=explain)
+    written = result.save(out_dir, overwrite=overwrite, preview=preview, explain=explain, html=html)
     _print_shares(result)
     for path in written:
         console.print(f"wrote [bold]{path}[/]")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from partdistill_cli.cameras import Camera
+from partdistill_cli.deps import import_open3d
 from partdistill_cli.render.base import Views, pixel_of
 from partdistill_cli.shapes import Shape
 
@@ -13,7 +14,7 @@ MISS = np.uint32(0xFFFFFFFF)
 
 def build_scene(vertices: np.ndarray, faces: np.ndarray):
     """An open3d RaycastingScene holding one (V, 3) / (F, 3) triangle mesh."""
-    import open3d as o3d
+    o3d = import_open3d()
 
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(
@@ -38,7 +39,7 @@ _RAYS_CACHE: dict = {}
 
 
 def _make_rays(cameras: list[Camera]):
-    import open3d as o3d
+    o3d = import_open3d()
 
     rays = [
         o3d.t.geometry.RaycastingScene.create_rays_pinhole(
@@ -84,7 +85,7 @@ def point_visibility(scene, cameras: list[Camera], points: np.ndarray, hit: np.n
     camera and it (t_hit along the camera->point segment reaches the point), whatever the surface's slope or
     the image resolution. It must also land on a pixel that shows the surface.
     """
-    import open3d as o3d
+    o3d = import_open3d()
 
     pts = np.asarray(points, dtype=np.float64)
     n_views, h, w = hit.shape

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from partdistill_cli.deps import import_open3d
+
 
 def knn_indices(x: torch.Tensor, k: int) -> torch.Tensor:
     """(B, N, k) int64 indices of the k nearest points (self included) of (B, D, N) features `x`."""
@@ -188,7 +190,7 @@ def estimate_normals(points: np.ndarray, k: int = 16) -> np.ndarray:
 
     Used when a point cloud comes without normals, so that the student always sees the same kind of input.
     """
-    import open3d as o3d
+    o3d = import_open3d()
 
     pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, dtype=np.float64)))
     pcd.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=min(k, max(len(points) - 1, 1))))

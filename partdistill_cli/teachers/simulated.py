@@ -6,6 +6,7 @@ For evaluation and tests only: it needs ground truth, so it can never stand in f
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -50,6 +51,8 @@ class NoiseConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown noise key(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        for name, value in d.items():
+            _check_type(name, value)
         cfg = NoiseConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
         for name in ("miss", "swap", "systematic"):
             if not 0.0 <= getattr(cfg, name) <= 1.0:
@@ -68,6 +71,28 @@ class NoiseConfig:
         return d
 
 
+_INTEGERS, _FLAGS, _RANGES = {"seed", "boundary_px"}, {"box", "merge_instances"}, {"score_right", "score_wrong"}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_type(name: str, value) -> None:
+    """ValueError unless the JSON value of noise setting `name` has its type (the dataclass does not check)."""
+    if name in _FLAGS:
+        ok, kind = isinstance(value, bool), "true or false"
+    elif name in _INTEGERS:
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif name in _RANGES:
+        ok = isinstance(value, list | tuple) and len(value) == 2 and all(_is_number(v) for v in value)
+        kind = "[lo, hi], two numbers"
+    else:
+        ok, kind = _is_number(value), "a number"
+    if not ok:
+        raise ValueError(f"noise '{name}' must be {kind}, got {value!r}")
+
+
 def load_noise(spec: str | Path) -> NoiseConfig:
     """A preset name (clean, default, harsh) or a JSON file path -> NoiseConfig."""
     if str(spec) in PRESETS:
@@ -82,7 +107,10 @@ def load_noise(spec: str | Path) -> NoiseConfig:
         raise ValueError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object of noise settings")
-    return NoiseConfig.from_dict(data)
+    try:
+        return NoiseConfig.from_dict(data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
 
 
 def _box_of(mask: np.ndarray) -> np.ndarray:

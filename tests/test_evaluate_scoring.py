@@ -1,0 +1,50 @@
+"""Scoring in the evaluation harness: area-weighted face IoU, part shares, face labels of a vote."""
+
+import numpy as np
+
+from partdistill_cli.evaluate import face_areas, face_prediction, score_shape
+from partdistill_cli.knowledge import Labels
+from partdistill_cli.metrics import part_ious
+from partdistill_cli.shapes import from_mesh
+
+from helpers import two_box_mesh
+
+
+def test_weighted_iou_counts_area_not_elements():
+    pred = np.array([0, 0, 1])
+    gt = np.array([0, 1, 1])
+    # Unweighted: part 0 = 1/2, part 1 = 1/2. The wrong element weighs 8 of 10 -> IoU 1/9 and 1/9.
+    assert np.allclose(part_ious(pred, gt, 2), [0.5, 0.5])
+    assert np.allclose(part_ious(pred, gt, 2, weights=np.array([1.0, 8.0, 1.0])), [1 / 9, 1 / 9])
+
+
+def test_score_shape_reports_shares_and_face_miou():
+    gt = np.array([0, 0, 0, 1, -1])
+    s = score_shape(np.array([0, 0, 0, 1, 2]), gt, ["a", "b"], other_index=2, faces=(gt[:4], gt[:4], np.ones(4)))
+    assert s["part_share"] == {"a": 0.6, "b": 0.2}
+    assert s["miou"] == 1.0 and s["face_miou"] == 1.0
+    wrong = score_shape(gt, gt, ["a", "b"], None, faces=(np.array([1, 0, 0, 1]), gt[:4], np.array([3.0, 1, 1, 1])))
+    assert np.isclose(wrong["face_part_iou"]["a"], 2 / 5) and np.isclose(wrong["face_part_iou"]["b"], 1 / 4)
+
+
+def test_face_prediction_of_a_vote_leaves_unvoted_faces_unlabeled():
+    v, f, lab = two_box_mesh()
+    shape = from_mesh(v, f, 400, seed=0)
+    probs = np.zeros((shape.n_points, 2), dtype=np.float32)
+    tower = lab[shape.face_ids] == 0
+    probs[tower, 0] = 1.0  # only the tower's samples were voted
+    labels = Labels(np.where(tower, 0, -1), probs, ["tower", "base"])
+    faces = face_prediction(shape, labels)
+    sampled = np.unique(shape.face_ids)
+    assert (faces[np.intersect1d(sampled, np.flatnonzero(lab == 1))] == -1).all()
+    assert (faces[np.intersect1d(sampled, np.flatnonzero(lab == 0))] == 0).all()
+
+
+def test_face_areas_match_trimesh():
+    import trimesh
+
+    v, f, _ = two_box_mesh()
+    shape = from_mesh(v, f, 100, seed=0)
+    areas = face_areas(shape)
+    assert areas.shape == (len(f),)
+    assert np.allclose(areas, trimesh.Trimesh(shape.vertices, shape.faces, process=False).area_faces, atol=1e-6)
