@@ -3,6 +3,7 @@ the real teachers: the same labels on the same input and seed, the teacher loade
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -17,6 +18,7 @@ from partdistill_cli.errors import ConfigError, UserError
 from partdistill_cli.outputs import ResultError
 from partdistill_cli.procedural import generate
 from partdistill_cli.shapes import ShapeError, from_mesh
+from partdistill_cli.store import StoreError
 
 PARTS = ["back", "seat", "leg", "armrest"]
 # The smallest settings the command line accepts, so that both sides run the very same settings.
@@ -132,14 +134,18 @@ def test_segmenter_loads_its_teacher_once_over_three_shapes(tiny, tmp_path, monk
 def test_explain_needs_the_teachers_views(tiny, inputs, tmp_path):
     seg = Segmenter(**fast(tiny, method="vote", cache_dir=tmp_path / "cache"))
     seen = seg(inputs / "chair.ply", PARTS, explain=True)
-    written = seen.save(tmp_path / "a", explain=True, preview=True)
+    written = seen.save(tmp_path / "a", explain=True, preview=True, html=True)
     assert sorted(p.name for p in written) == [
         "chair.explain.png",
         "chair.labels.json",
         "chair.labels.npy",
         "chair.parts.ply",
         "chair.preview.png",
+        "chair.viewer.html",
     ]
+    # The page shows the very sheet written beside it.
+    sheet = base64.b64encode((tmp_path / "a" / "chair.explain.png").read_bytes()).decode()
+    assert f'"explain":"data:image/png;base64,{sheet}"' in (tmp_path / "a" / "chair.viewer.html").read_text()
     cached = seg(inputs / "chair.ply", PARTS)  # the knowledge now comes from the cache: no views
     assert cached.views is None and np.array_equal(cached.face_labels, seen.face_labels)
     with pytest.raises(ResultError, match="no teacher views"):
@@ -180,6 +186,17 @@ def test_segmenter_refuses_cuda_where_there_is_none():
         pytest.skip("checks the error raised without a GPU, but a GPU is present here")
     with pytest.raises(ConfigError, match=r"CUDA is not available \(use --device cpu\)"):
         Segmenter(device="cuda")
+
+
+def test_segmenter_refuses_a_cache_root_that_cannot_be_a_folder_before_loading_anything(tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(StoreError) as err:
+        Segmenter(cache_dir=tmp_path / "a_file" / "cache", device="cpu", verbose=False)
+    assert str(err.value) == (
+        f"{tmp_path / 'a_file' / 'cache'}: the cache root cannot be a folder ({tmp_path / 'a_file'} is a file); "
+        "pass another --cache-dir or set PARTDISTILL_CACHE"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
 
 
 def test_segmenter_refuses_the_simulated_teacher_and_mixed_arguments():

@@ -48,3 +48,29 @@ def test_face_areas_match_trimesh():
     areas = face_areas(shape)
     assert areas.shape == (len(f),)
     assert np.allclose(areas, trimesh.Trimesh(shape.vertices, shape.faces, process=False).area_faces, atol=1e-6)
+
+
+def test_student_settings_of_the_eval_config_reach_every_student_method(monkeypatch):
+    import partdistill_cli.student as student_pkg
+    from partdistill_cli.evaluate import EvalConfig, run_evaluation
+    from partdistill_cli.pipeline import RenderSettings
+    from partdistill_cli.procedural import procedural_dataset
+    from partdistill_cli.teachers.simulated import load_noise
+
+    seen = []
+    distill = student_pkg.distill
+    monkeypatch.setattr(
+        student_pkg, "distill", lambda items, config, **kw: seen.append(config) or distill(items, config, **kw)
+    )
+    tiny = {"max_forward_epochs": 1, "min_forward_epochs": 1, "backward_epochs": 1, "min_epoch_steps": 1,
+            "points_per_shape": 128, "k": 4, "tta": 1}  # fmt: skip
+    data = procedural_dataset(["mug"], per_category=1, seed=0, n_points=256)
+    for methods, protocol, calls in ((["forward", "full"], "per-shape", 2), (["forward"], "category", 1)):
+        seen.clear()
+        config = EvalConfig(methods, load_noise("clean"), "clean", RenderSettings(3, 64), protocol, 7, "auto", tiny)
+        report = run_evaluation(data, config)
+        assert report["config"]["student"] == tiny and len(seen) == calls, methods
+        # `full` continues the forward student with its forward epochs set to 0; every other setting is as asked.
+        same = [k for k in tiny if not k.endswith("_forward_epochs")]
+        assert all(c.seed == 7 and all(getattr(c, k) == tiny[k] for k in same) for c in seen)
+        assert seen[0].min_forward_epochs == seen[0].max_forward_epochs == 1

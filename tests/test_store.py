@@ -187,6 +187,14 @@ def test_knowledge_store_keys_the_background_part_and_category_and_refuses_what_
     path.write_bytes(b"not an npz")
     assert kept.load(path, shape, parts) is None
     assert "ignoring a corrupt knowledge cache entry" in capsys.readouterr().err
+    # A folder where the entry should be: reported and skipped on reading and on writing, never raised.
+    path.unlink()
+    path.mkdir()
+    assert kept.load(path, shape, parts) is None
+    kept.save(k, path)
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"ignoring a corrupt knowledge cache entry: {path}" in err
+    assert f"could not cache the teacher knowledge at {path}" in err and path.is_dir()
     beside = store.KnowledgeStore(tmp_path, folder=tmp_path / "mine").path(shape, "clipseg", parts, settings, "chair")
     assert beside.parent == tmp_path / "mine" and beside.name.startswith("blob.") and beside.suffix == ".npz"
 
