@@ -19,7 +19,7 @@ from partdistill_cli.knowledge import Knowledge, Labels
 from partdistill_cli.metrics import coverage, part_ious
 from partdistill_cli.parts import PartList
 from partdistill_cli.pipeline import OTHER, Pipeline, RenderSettings, SegmentConfig, save_teach_result
-from partdistill_cli.shapes import Shape
+from partdistill_cli.shapes import Shape, triangle_areas
 from partdistill_cli.teachers.simulated import NoiseConfig, SimulatedTeacher
 from partdistill_cli.vote import vote
 
@@ -314,8 +314,7 @@ def summarize(results: list[dict]) -> dict:
 
 def face_areas(shape: Shape) -> np.ndarray:
     """(F,) float64 area of each face of a mesh shape (normalised coordinates)."""
-    tri = shape.vertices[shape.faces].astype(np.float64)
-    return 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    return triangle_areas(shape.vertices, shape.faces)
 
 
 def _safe(name: str) -> str:

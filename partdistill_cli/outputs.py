@@ -49,7 +49,7 @@ from partdistill_cli.io_utils import (
     give_usual_permissions,
 )
 from partdistill_cli.knowledge import Detection, Labels
-from partdistill_cli.shapes import Shape
+from partdistill_cli.shapes import Shape, triangle_areas
 
 if TYPE_CHECKING:
     from partdistill_cli.render.base import Views
@@ -119,14 +119,16 @@ class SegmentResult:
         """(N, C) float32 per-point part probabilities (read back from disk: one-hot rows times confidence)."""
         return self.to_labels().probs
 
+    def element_weights(self) -> np.ndarray:
+        """(M,) float64 weight of each face (its area, in the input's units squared) or point (1)."""
+        if self.kind != "mesh":
+            return np.ones(len(self.labels))
+        return triangle_areas(self.original_vertices(), self.shape.faces)
+
     def part_shares(self) -> np.ndarray:
         """(C,) float64 share of each part in the shape: of the surface area for meshes, of the points for
         clouds (unlabeled elements count in the whole)."""
-        if self.kind == "mesh":
-            tri = self.shape.vertices[self.shape.faces].astype(np.float64)
-            weight = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-        else:
-            weight = np.ones(len(self.labels))
+        weight = self.element_weights()
         ok = self.labels >= 0
         share = np.bincount(self.labels[ok], weights=weight[ok], minlength=len(self.parts))
         return share / max(float(weight.sum()), 1e-12)

@@ -109,6 +109,13 @@ def normalisation(xyz: np.ndarray) -> tuple[np.ndarray, float]:
     return center.astype(np.float64), radius
 
 
+def triangle_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(F,) float64 area of each of the (F, 3) int triangles `faces` over the (V, 3) `vertices`."""
+    import trimesh
+
+    return np.asarray(trimesh.triangles.area(np.asarray(vertices, dtype=np.float64)[faces]), dtype=np.float64)
+
+
 def sample_surface(
     vertices: np.ndarray, faces: np.ndarray, n: int, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

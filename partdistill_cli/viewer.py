@@ -59,20 +59,12 @@ def _data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def element_weights(result: SegmentResult) -> np.ndarray:
-    """(M,) float64 weight of each face (its area, in the input's units squared) or point (1) of `result`."""
-    if result.kind != "mesh":
-        return np.ones(len(result.labels))
-    tri = result.original_vertices()[result.shape.faces]
-    return 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-
-
 def legend_entries(result: SegmentResult) -> list[dict]:
     """One {"name", "color" [r, g, b], "share", "count"} per part, in part order, then one for unlabeled
     elements when there are any. `share` is the part's fraction of the surface area (meshes) or of the points
     (clouds); `count` its number of faces or points."""
     n_parts = len(result.parts)
-    weights = element_weights(result)
+    weights = result.element_weights()
     index = np.where(result.labels >= 0, result.labels, n_parts)
     area = np.bincount(index, weights=weights, minlength=n_parts + 1)
     count = np.bincount(index, minlength=n_parts + 1)

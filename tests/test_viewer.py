@@ -95,12 +95,15 @@ def test_legend_shares_are_surface_areas_for_meshes_and_point_counts_for_clouds(
     assert [e["color"] for e in entries] == [list(PALETTE[0]), list(PALETTE[1])]
     assert [e["count"] for e in entries] == [int((fl == 0).sum()), int((fl == 1).sum())]
     np.testing.assert_allclose([e["share"] for e in entries], [areas[fl == i].sum() / areas.sum() for i in (0, 1)])
+    # The shares `segment` prints and the API returns are the legend's.
+    np.testing.assert_allclose(read_result(mesh["json"]).part_shares(), [e["share"] for e in entries])
 
     labels = cloud["labels"]
     entries = legend_entries(read_result(cloud["json"]))
     assert [e["name"] for e in entries] == [*PARTS, "(unlabeled)"]
     assert entries[-1]["color"] == list(UNLABELED_COLOR) and entries[-1]["count"] == 5
     np.testing.assert_allclose([e["share"] for e in entries], [(labels == i).mean() for i in (0, 1, -1)])
+    np.testing.assert_allclose(read_result(cloud["json"]).part_shares(), [e["share"] for e in entries[:2]])
 
 
 def test_large_meshes_get_32_bit_indices():
