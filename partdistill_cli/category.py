@@ -16,10 +16,8 @@ from partdistill_cli.errors import UserError
 from partdistill_cli.knowledge import Knowledge
 from partdistill_cli.parts import PartList
 from partdistill_cli.pipeline import Pipeline
-from partdistill_cli.shapes import SUPPORTED_SUFFIXES, Shape, load_shape
+from partdistill_cli.shapes import SUPPORTED_SUFFIXES, Shape, find_shape_files, load_shape
 from partdistill_cli.teachers.simulated import NoiseConfig, SimulatedTeacher
-
-LABEL_FILE_SUFFIXES = (".labels.npy", ".face_labels.npy", ".point_labels.npy")
 
 
 @dataclass
@@ -43,8 +41,7 @@ def folder_sources(folder: Path, parts: PartList, category: str, points: int, se
         if len(data[0].parts) != len(parts.asked):
             raise UserError(f"{folder}: its parts {data[0].parts} do not match --parts {list(parts.asked)}")
         return [Source(d.shape, d.primitive_labels) for d in data]
-    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
-    files = [p for p in files if not p.name.endswith(LABEL_FILE_SUFFIXES)]
+    files = find_shape_files(folder)
     if not files:
         raise UserError(f"{folder}: no shape files ({', '.join(sorted(SUPPORTED_SUFFIXES))})")
     return [Source(load_shape(p, points, seed)) for p in files]

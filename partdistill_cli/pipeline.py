@@ -27,6 +27,7 @@ from partdistill_cli.knowledge import Detection, Knowledge, Labels, face_labels_
 from partdistill_cli.lift import MIN_COMPONENT_PX, lift
 from partdistill_cli.outputs import SegmentResult, make_result
 from partdistill_cli.parts import BACKGROUND_PART, PartList
+from partdistill_cli.progress import Reporter
 from partdistill_cli.render import render, resolve_renderer
 from partdistill_cli.render.base import Views
 from partdistill_cli.shapes import Shape, ShapeError, from_mesh, from_points, load_shape
@@ -89,6 +90,24 @@ def other_units(knowledge: Knowledge, views: Views, score: float = OTHER_SCORE) 
     return Knowledge.concatenate([base, extra])
 
 
+def render_views(shape: Shape, settings: RenderSettings, device: str | None = None) -> Views:
+    """The views of `shape` the teacher is shown, drawn as `settings` say (`device` steers the "auto" renderer)."""
+    return render(shape, settings.cameras(), settings.renderer, settings.tolerance, device)
+
+
+def lift_knowledge(
+    detections: list[Detection],
+    views: Views,
+    parts: list[str],
+    other: bool = False,
+    min_component_px: int = MIN_COMPONENT_PX,
+) -> Knowledge:
+    """The teacher's `detections` in `views` lifted to `Knowledge` over the shape's points, with the background
+    part's units after them when `other` (see `other_units`)."""
+    knowledge = lift(detections, views, list(parts), min_component_px)
+    return other_units(knowledge, views) if other else knowledge
+
+
 def teach(
     shape: Shape,
     teacher: Teacher,
@@ -101,11 +120,9 @@ def teach(
 ) -> TeachResult:
     """Render `shape`, ask `teacher` for `parts` in every view, and lift the answers to `Knowledge` (with the
     background part's units after them when `other`). `device` steers the "auto" renderer."""
-    views = render(shape, settings.cameras(), settings.renderer, settings.tolerance, device)
+    views = render_views(shape, settings, device)
     detections = teacher.detect(views, list(parts), category)
-    knowledge = lift(detections, views, list(parts), min_component_px)
-    if other:
-        knowledge = other_units(knowledge, views)
+    knowledge = lift_knowledge(detections, views, parts, other, min_component_px)
     return TeachResult(views, detections, knowledge, teacher.name)
 
 
@@ -184,18 +201,27 @@ class Pipeline:
         config: the settings (validated when it was made).
         verbose: report progress and what was reused on the console (stderr).
         store: where knowledge is kept (default: the cache under `config.cache_dir`).
+        progress: where a student's training is reported (default: the console, when `verbose`).
 
     The cache root is checked here, before any work (`store.StoreError` when it cannot be a writable folder);
     the device is resolved once here; the teacher is built on the first `teach` and kept, so its models stay
     loaded across shapes.
     """
 
-    def __init__(self, config: SegmentConfig, *, verbose: bool = True, store: KnowledgeStore | None = None) -> None:
+    def __init__(
+        self,
+        config: SegmentConfig,
+        *,
+        verbose: bool = True,
+        store: KnowledgeStore | None = None,
+        progress: Reporter | None = None,
+    ) -> None:
         if not isinstance(config, SegmentConfig):
             raise ConfigError(f"expected a SegmentConfig, got {type(config).__name__}")
         check_cache_root(config.cache_dir)
         self.config = config
         self.verbose = verbose
+        self.progress = progress if progress is not None else Reporter(enabled=verbose)
         self.device = resolve_device(config.device)
         self.store = store if store is not None else KnowledgeStore(config.cache_dir)
         self._teacher: Teacher | None = None
@@ -274,22 +300,49 @@ class Pipeline:
             cache: use the store; off where a teacher's name does not identify its answers.
         """
         t = teacher if teacher is not None else self.teacher
-        path = self.store.path(shape, t.name, parts, self.config.render, category) if cache else None
-        cached = self.store.load(path, shape, parts) if path is not None and not need_views else None
+        cached = self.cached(shape, parts, category, t.name) if cache and not need_views else None
         if cached is not None:
-            self._say(f"[dim]teacher knowledge from the cache ({path})[/]")
             result = TeachResult(None, [], cached, t.name)
         else:
             with self._status(f"rendering {self.config.render.n_views} views and asking the teacher"):
-                result = teach(
-                    shape, t, list(parts.asked), self.config.render, category, parts.background, device=self.device
-                )
-            if path is not None:
-                self.store.save(result.knowledge, path)
+                views = self.render(shape)
+                detections = t.detect(views, list(parts.asked), category)
+                result = TeachResult(views, detections, self.lift(views, detections, parts), t.name)
+            if cache:
+                self.keep(result.knowledge, shape, parts, category, t.name)
         self._say(
             f"{result.knowledge.n_units} pieces of 2D knowledge from {self.config.render.n_views} views ({t.name})"
         )
         return result
+
+    def knowledge_path(self, shape: Shape, parts: PartList, category: str | None, teacher_name: str) -> Path:
+        """Where the store keeps the knowledge of `shape` from the teacher named `teacher_name`."""
+        return self.store.path(shape, teacher_name, parts, self.config.render, category)
+
+    def cached(self, shape: Shape, parts: PartList, category: str | None, teacher_name: str) -> Knowledge | None:
+        """The stored knowledge of `shape` from the teacher named `teacher_name`, or None (the first stage of
+        `teach`; with `render`, the teacher's `detect`, `lift` and `keep`, its stages one by one, which
+        `batch` runs in separate processes)."""
+        path = self.knowledge_path(shape, parts, category, teacher_name)
+        knowledge = self.store.load(path, shape, parts)
+        if knowledge is not None:
+            self._say(f"[dim]teacher knowledge from the cache ({path})[/]")
+        return knowledge
+
+    def render(self, shape: Shape) -> Views:
+        """The views of `shape` the teacher is shown (`config.render`, on the pipeline's device)."""
+        return render_views(shape, self.config.render, self.device)
+
+    def lift(self, views: Views, detections: list[Detection], parts: PartList) -> Knowledge:
+        """The teacher's `detections` in `views` lifted to knowledge over the shape's points (with the background
+        part's units when `parts` has it)."""
+        return lift_knowledge(detections, views, list(parts.asked), parts.background)
+
+    def keep(
+        self, knowledge: Knowledge, shape: Shape, parts: PartList, category: str | None, teacher_name: str
+    ) -> None:
+        """Store `knowledge` where `cached` finds it."""
+        self.store.save(knowledge, self.knowledge_path(shape, parts, category, teacher_name))
 
     def distill_config(self) -> DistillConfig:
         """The student settings: defaults, `config.seed`, `config.epochs` and the pipeline's device."""
@@ -339,10 +392,18 @@ class Pipeline:
                 tune = replace(
                     self.distill_config(), min_forward_epochs=steps, max_forward_epochs=steps, backward_epochs=0
                 )
-                cached = distill([(shape, knowledge)], tune, mode="forward", init=cached, show_progress=self.verbose)
+                with self.progress.training(tune, "forward", fine_tune=True) as training:
+                    cached = distill(
+                        [(shape, knowledge)], tune, mode="forward", init=cached, show_progress=False,
+                        on_epoch=training.on_epoch,
+                    )  # fmt: skip
             return cached.predict(shape)
         self._say(f"distilling a student on this shape ({method} distillation)")
-        student = distill([(shape, knowledge)], self.distill_config(), mode=method, show_progress=self.verbose)
+        config = self.distill_config()
+        with self.progress.training(config, method) as training:
+            student = distill(
+                [(shape, knowledge)], config, mode=method, show_progress=False, on_epoch=training.on_epoch
+            )
         return student.predict(shape)
 
     def result(
@@ -398,7 +459,9 @@ __all__ = [
     "SegmentConfig",
     "TeachResult",
     "distill_config",
+    "lift_knowledge",
     "other_units",
+    "render_views",
     "save_teach_result",
     "teach",
 ]

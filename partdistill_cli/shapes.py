@@ -27,6 +27,8 @@ MESH_SUFFIXES = {".obj", ".ply", ".glb", ".gltf", ".off", ".stl"}
 GLTF_SUFFIXES = {".glb", ".gltf"}
 CLOUD_SUFFIXES = {".ply", ".xyz", ".txt", ".pts", ".npy", ".npz", ".pcd"}
 SUPPORTED_SUFFIXES = MESH_SUFFIXES | CLOUD_SUFFIXES
+# Files with a shape's extension that are not shapes: ground-truth labels beside a shape, and segment's outputs.
+NOT_SHAPE_SUFFIXES = (".labels.npy", ".face_labels.npy", ".point_labels.npy", ".parts.ply")
 
 
 class ShapeError(UserError, ValueError):
@@ -560,6 +562,31 @@ def _ply_normals(cloud) -> np.ndarray | None:
     if not columns or not {"nx", "ny", "nz"} <= set(columns):
         return None
     return np.stack([np.asarray(raw[k], dtype=np.float64).reshape(-1) for k in ("nx", "ny", "nz")], axis=1)
+
+
+def is_shape_file(path: Path) -> bool:
+    """Whether `path`'s name is that of a shape file: a supported extension, not hidden (temporaries, journals),
+    and not a label array or a segment output (`NOT_SHAPE_SUFFIXES`)."""
+    name = path.name
+    return (
+        path.suffix.lower() in SUPPORTED_SUFFIXES and not name.startswith(".") and not name.endswith(NOT_SHAPE_SUFFIXES)
+    )
+
+
+def find_shape_files(folder: Path, skip: Path | None = None) -> list[Path]:
+    """The shape files (`is_shape_file`) under `folder`, recursively, sorted; hidden folders and everything
+    under `skip` (an output folder inside the input) are left out."""
+    folder = Path(folder)
+    skip = Path(skip).resolve() if skip is not None else None
+    found = []
+    for path in sorted(folder.rglob("*")):
+        inside = path.relative_to(folder).parts
+        if any(part.startswith(".") for part in inside[:-1]) or not is_shape_file(path) or not path.is_file():
+            continue
+        if skip is not None and path.resolve().is_relative_to(skip):
+            continue
+        found.append(path)
+    return found
 
 
 def with_points(shape: Shape, points: np.ndarray, face_ids: np.ndarray | None, normals: np.ndarray | None):

@@ -93,6 +93,24 @@ Other = Annotated[
         "asked for.",
     ),
 ]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Run on a local Ray cluster of N CPUs, started and stopped for this run (needs the ray extra: pip "
+        "install 'partdistill[ray]'): teachers in actors that keep the models loaded (one per GPU), rendering, "
+        "lifting and distillation as tasks. Same seeds, same labels as without it.",
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Join a running Ray cluster instead (auto, HOST:PORT or ray://HOST:PORT); every node needs "
+        "partdistill installed and the --cache-dir path shared.",
+    ),
+]
 CacheDir = Annotated[
     Path | None,
     typer.Option(

@@ -13,8 +13,14 @@ from partdistill_cli.teachers.specs import DEFAULT_TEACHER, REAL_TEACHERS, teach
 
 
 def segment(
-    shape: Annotated[
-        Path, typer.Argument(help="Mesh (OBJ, PLY, GLB/GLTF, OFF, STL) or point cloud (PLY, XYZ/TXT, NPY/NPZ, PCD).")
+    shapes: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Mesh (OBJ, PLY, GLB/GLTF, OFF, STL) or point cloud (PLY, XYZ/TXT, NPY/NPZ, PCD). For many shapes: "
+            "several files, a folder (searched recursively), a quoted glob ('data/**/*.obj') or @list.txt (one "
+            "path per line), segmented into --out, which mirrors their folders.",
+            show_default=False,
+        ),
     ],
     parts: Annotated[
         str | None,
@@ -67,7 +73,10 @@ def segment(
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default: next to the input; never over it).")
+        Path | None,
+        typer.Option(
+            "--out", help="Output folder (default: next to the input; never over it). Needed for many shapes."
+        ),
     ] = None,
     preview: Annotated[
         bool, typer.Option("--preview", help="Also write NAME.preview.png: the parts from 6 views.")
@@ -89,13 +98,19 @@ def segment(
     cache_dir: opt.CacheDir = None,
     seed: opt.Seed = 0,
     overwrite: opt.Overwrite = False,
+    workers: opt.Workers = None,
+    ray_address: opt.RayAddress = None,
 ) -> None:
-    """Segment SHAPE into named parts.
+    """Segment SHAPES into named parts.
 
     Renders the shape, asks a vision-language model for each part in every view, lifts the answers to 3D and
     distills them into a 3D student that labels every point and face. Writes NAME.parts.ply (colored),
     NAME.labels.json and NAME.labels.npy (per face for meshes, per point for clouds).
+
+    Many shapes (a folder, a glob, @list.txt) load the models once; shapes segmented before are skipped,
+    a shape that fails is recorded in OUT/failures.json and the others go on.
     """
+    from partdistill_cli import batch
     from partdistill_cli.api import Segmenter
     from partdistill_cli.console import console
     from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir
@@ -107,6 +122,13 @@ def segment(
         resolution=resolution, renderer=renderer, up=up, points=points, method=method, student=student,
         finetune_steps=finetune_steps, epochs=epochs, other=other, seed=seed, device=device, cache_dir=cache_dir,
     )  # fmt: skip
+    if batch.is_batch(shapes):
+        outputs = batch.BatchOutputs(out, overwrite, preview, explain, html)
+        batch.segment_many(shapes, config, outputs, parts, category, workers=workers, address=ray_address)
+        return
+    if workers is not None or ray_address is not None:
+        raise batch.InputError("--workers and --ray-address are for many shapes: give a folder, a glob or @list.txt")
+    shape = shapes[0]
     category = normalise_category(category)
     seg = Segmenter(config)
     part_list = seg.parts(parts, category)

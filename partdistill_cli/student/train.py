@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
@@ -392,6 +393,7 @@ def _train_member(
     ckpt: _Checkpoint,
     bar,
     lr_epoch0: int = 0,
+    on_epoch: Callable[[int, int, float, str], None] | None = None,
 ) -> dict:
     module = student.modules[j]
     opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -429,6 +431,8 @@ def _train_member(
         state["epoch"] += 1
         state["rng"] = rng.bit_generator.state
         ckpt.save(j, module, opt, items, state)
+        if on_epoch is not None:
+            on_epoch(state["epoch"], max_epochs, state["losses"][-1], state["phase"])
     if bar:
         bar.update(task, completed=max_epochs * steps)
     return state
@@ -441,6 +445,7 @@ def distill(
     init: Student | None = None,
     checkpoint_dir: Path | None = None,
     show_progress: bool = True,
+    on_epoch: Callable[[int, int, float, str], None] | None = None,
 ) -> Student:
     """Train a student on the knowledge of one or more shapes (no ground truth is read).
 
@@ -453,6 +458,7 @@ def distill(
         checkpoint_dir: where per-epoch checkpoints are written; a run with the same data and settings resumes
             from them.
         show_progress: draw a rich progress bar with the loss.
+        on_epoch: called after every epoch with (epoch, max_epochs, epoch loss, phase "forward" | "backward").
     """
     if not items:
         raise ValueError("distill needs at least one (shape, knowledge) pair")
@@ -495,7 +501,7 @@ def distill(
         for j in range(config.ensemble):
             for it, (w, t) in zip(prepared, initial, strict=True):
                 it.weights, it.targets = w.copy(), t.copy()
-            states.append(_train_member(j, student, prepared, config, mode, ckpt, bar, lr_epoch0))
+            states.append(_train_member(j, student, prepared, config, mode, ckpt, bar, lr_epoch0, on_epoch))
     finally:
         if bar:
             bar.stop()
