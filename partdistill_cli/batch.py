@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from partdistill_cli.errors import UserError
+from partdistill_cli.errors import TeacherError, UserError
 
 if TYPE_CHECKING:
     from partdistill_cli.config import SegmentConfig
@@ -249,6 +249,8 @@ class LocalRunner:
             input_path = job.source if isinstance(job.source, (str, Path)) else None
             result = p.result(shape, labels, taught, job.category, input_path)
             return Outcome(job, result, seconds=time.perf_counter() - started, training=p.progress.last_training)
+        except TeacherError:
+            raise  # a teacher that cannot be built fails every shape alike: the run stops with its one message
         except Exception as exc:  # one shape's failure, whatever it is, must not end the batch
             return Outcome(job, error=exc, stage=stage, seconds=time.perf_counter() - started)
 
@@ -557,9 +559,8 @@ def print_summary(report: BatchReport, out: Path, progress: Reporter) -> None:
     table.add_column("outcome")
     table.add_column("shapes", justify="right")
     table.add_column("time", justify="right")
-    work = sum(s for _, s in report.done)
-    per_shape = f" ({seconds_text(work / len(report.done))} per shape)" if report.done else ""
-    table.add_row("done", str(len(report.done)), seconds_text(work) + per_shape if report.done else "")
+    mean = sum(s for _, s in report.done) / max(len(report.done), 1)
+    table.add_row("done", str(len(report.done)), f"{seconds_text(mean)} per shape" if report.done else "")
     table.add_row("skipped (done before)", str(len(report.skipped)), "")
     table.add_row("failed", str(len(report.failed)), f"see {Path(out) / FAILURES_NAME}" if report.failed else "")
     progress.console.print(table)
