@@ -214,6 +214,11 @@ class LocalRunner:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
 
+    @property
+    def teacher_name(self) -> str:
+        """The name of the pipeline's teacher (building it: its models load)."""
+        return self.pipeline.teacher.name
+
     def __enter__(self) -> LocalRunner:
         return self
 

@@ -1,6 +1,7 @@
 """Category students (DESIGN.md section 4): one student distilled over many shapes of a category.
 
-Each shape is taught through the pipeline (`Pipeline.teach`: the same knowledge store and keys as `segment`),
+Each shape is taught through the pipeline's stages (`batch.make_runner`: in this process or on Ray workers, with
+the same knowledge store and keys as `segment`),
 then one student is distilled over all of them and cached under the key `segment --category` looks up
 (`store.student_key`: category, ordered parts with the background part, teacher, student settings).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +20,9 @@ from partdistill_cli.parts import PartList
 from partdistill_cli.pipeline import Pipeline
 from partdistill_cli.shapes import SUPPORTED_SUFFIXES, Shape, find_shape_files, load_shape
 from partdistill_cli.teachers.simulated import NoiseConfig, SimulatedTeacher
+
+if TYPE_CHECKING:
+    from partdistill_cli.progress import Level
 
 
 @dataclass
@@ -105,26 +110,27 @@ def simulated_teacher(truth: np.ndarray, noise: NoiseConfig, shape: Shape) -> Si
 
 
 def teach_sources(
-    pipeline: Pipeline,
+    runner: Any,
     sources: list[Source],
     category: str,
     parts: PartList,
     noise: NoiseConfig | None = None,
-    progress=None,
+    level: Level | None = None,
 ) -> list[tuple[Shape, Knowledge]]:
-    """Each source's knowledge through `pipeline.teach` (its store: computed once per shape and teacher).
+    """Each source's knowledge through `runner` (`batch.make_runner`: this process, or Ray workers), cached in the
+    pipeline's store: computed once per shape and teacher.
 
     With `noise`, each shape's simulated teacher corrupts its ground truth (`Source.truth`); otherwise the
-    pipeline's teacher teaches. `progress`: a rich progress bar to report on, or None.
+    runner's teacher teaches. `level`: where each shape's end is reported, or None.
     """
-    items: list[tuple[Shape, Knowledge]] = []
-    task = progress.add_task("teaching", total=len(sources), status="") if progress else None
-    for src in sources:
-        teacher = simulated_teacher(src.truth, noise, src.shape) if noise is not None else None
-        items.append((src.shape, pipeline.teach(src.shape, parts, category, teacher=teacher).knowledge))
-        if progress:
-            progress.update(task, advance=1, status=src.shape.name)
-    return items
+    from partdistill_cli.batch import Job, teach_all
+
+    jobs = [
+        Job(i, src.shape, parts, category, src.shape.name, segment=False,
+            teacher=simulated_teacher(src.truth, noise, src.shape) if noise is not None else None)
+        for i, src in enumerate(sources)
+    ]  # fmt: skip
+    return [(src.shape, taught.knowledge) for src, taught in zip(sources, teach_all(runner, jobs, level), strict=True)]
 
 
 def distill_category(
@@ -143,9 +149,11 @@ def distill_category(
 
     config = pipeline.distill_config()
     key = student_key(category, parts.names, teacher_name, config)
-    student = distill(
-        items, config, mode=mode, checkpoint_dir=cache_root(pipeline.config.cache_dir) / "checkpoints" / key
-    )
+    checkpoints = cache_root(pipeline.config.cache_dir) / "checkpoints" / key
+    with pipeline.progress.training(config, mode) as training:
+        student = distill(
+            items, config, mode=mode, checkpoint_dir=checkpoints, show_progress=False, on_epoch=training.on_epoch
+        )
     card = StudentCard(
         category=category,
         parts=parts.names,

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from partdistill_cli.batch import Job, Outcome
 from partdistill_cli.device import DeviceError
 from partdistill_cli.errors import TeacherError, UserError
+from partdistill_cli.teachers.specs import teacher_spec
 
 if TYPE_CHECKING:
     from partdistill_cli.config import SegmentConfig
@@ -287,10 +288,12 @@ class RayRunner:
                 "cores here; set OMP_NUM_THREADS to cores / workers (the same value for a run without --workers "
                 "gives the same labels)"
             )
-        self._threads = threads
         self._args = [ray.put(self.config), ray.put(self.store), threads]
         remote = ray.remote(max_restarts=1, max_task_retries=0)(TeacherWorker)
-        if use_gpu:
+        if teacher_spec(self.config.teacher).needs_ground_truth:
+            # Each shape brings its own teacher (the simulated one, built from its ground truth): no actors.
+            label_options: dict = {"num_cpus": 1}
+        elif use_gpu:
             from ray.util.placement_group import placement_group
             from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -304,7 +307,7 @@ class RayRunner:
                 ).remote(self.config, self.store, threads)
                 for i in range(gpus)
             ]
-            label_options: dict = {
+            label_options = {
                 "num_gpus": STUDENT_GPU,
                 "num_cpus": 1,
                 "scheduling_strategy": PlacementGroupSchedulingStrategy(self._group),
@@ -321,12 +324,12 @@ class RayRunner:
         from partdistill_cli import __version__
 
         versions = {d["version"] for d in described}
-        if versions != {__version__}:
+        if versions - {__version__}:
             raise UserError(
                 f"the Ray workers run partdistill {', '.join(sorted(versions))}, this is {__version__}: install the "
                 "same version on every node"
             )
-        self.teacher_name = described[0]["teacher"]
+        self.teacher_name = described[0]["teacher"] if described else ""
         task = {"max_retries": 1}
         self._load = ray.remote(load_stage).options(num_cpus=1, num_returns=2, **task)
         self._render = ray.remote(render_stage).options(num_cpus=1, **task)

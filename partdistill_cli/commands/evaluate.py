@@ -108,6 +108,8 @@ def evaluate(
         ),
     ] = None,
     overwrite: opt.Overwrite = False,
+    workers: opt.Workers = None,
+    ray_address: opt.RayAddress = None,
 ) -> None:
     """Evaluate methods on labeled shapes: mIoU and coverage per category, as a table and a JSON report.
 
@@ -116,14 +118,17 @@ def evaluate(
     """
     import json
 
-    from partdistill_cli.console import console, progress
+    from partdistill_cli.console import console
     from partdistill_cli.datasets import read_split
     from partdistill_cli.errors import UserError
     from partdistill_cli.evaluate import EvalConfig, expand_methods, run_evaluation
     from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir, write_text
     from partdistill_cli.pipeline import RenderSettings
+    from partdistill_cli.progress import Reporter
     from partdistill_cli.teachers.simulated import load_noise
 
+    if workers is not None and ray_address is not None:
+        raise UserError("--workers starts a local Ray cluster, --ray-address joins a running one: give one of them")
     try:
         methods = expand_methods(method)
         noise_cfg = load_noise(noise)
@@ -157,8 +162,9 @@ def evaluate(
     console.print(
         f"[dim]teacher: {what}, {len(items)} shapes, methods {', '.join(methods)}, protocol {protocol.value}[/]"
     )
-    with progress() as bar:
-        report = run_evaluation(items, config, save_knowledge, bar)
+    reporter = Reporter()
+    with reporter:
+        report = run_evaluation(items, config, save_knowledge, reporter, workers=workers, address=ray_address)
     report["config"].update({"data": data, "format": fmt.value, "points": points})
     _print_table(report)
     if out is not None:

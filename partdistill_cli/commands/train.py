@@ -82,6 +82,8 @@ def train_category(
     cache_dir: opt.CacheDir = None,
     seed: opt.Seed = 0,
     overwrite: opt.Overwrite = False,
+    workers: opt.Workers = None,
+    ray_address: opt.RayAddress = None,
 ) -> None:
     """Train a category student over FOLDER's shapes (their 2D knowledge only, no labels) and cache it.
 
@@ -91,10 +93,12 @@ def train_category(
     import time
 
     from partdistill_cli import category as cat
-    from partdistill_cli.console import console, progress
+    from partdistill_cli.batch import make_runner
+    from partdistill_cli.console import console
     from partdistill_cli.errors import UserError
     from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir
     from partdistill_cli.pipeline import Pipeline, normalise_category
+    from partdistill_cli.progress import Reporter
     from partdistill_cli.store import KnowledgeStore, copy_student
 
     simulated = teacher == "simulated"
@@ -106,7 +110,11 @@ def train_category(
     category = normalise_category(category)
     if category is None:
         raise UserError("--category must name the category, e.g. chair")
-    pipeline = Pipeline(config, verbose=False, store=KnowledgeStore(cache_dir, knowledge))
+    if workers is not None and ray_address is not None:
+        raise UserError("--workers starts a local Ray cluster, --ray-address joins a running one: give one of them")
+    reporter = Reporter()
+    store = KnowledgeStore(cache_dir, knowledge)
+    pipeline = Pipeline(config, verbose=False, store=store, progress=reporter)
     part_list = pipeline.parts(parts, category)
     if out is not None:
         check_writable_dir(out.parent)
@@ -127,13 +135,18 @@ def train_category(
             "use a real VLM teacher for a student you ship[/]"
         )
     started = time.perf_counter()
-    with progress() as bar:
-        items = cat.teach_sources(pipeline, sources, category, part_list, noise_cfg, bar)
+    runner = make_runner(
+        config, workers=workers, address=ray_address, store=store, progress=reporter, pipeline=pipeline
+    )
+    with runner, reporter:
+        items = cat.teach_sources(
+            runner, sources, category, part_list, noise_cfg, reporter.level("teaching", len(sources))
+        )
+        teacher_name = f"simulated:{noise}" if simulated else runner.teacher_name
     if labeled is not None:
         items += cat.few_shot(labeled, part_list, points, seed)
     n_units = sum(k.n_units for _, k in items)
     console.print(f"{len(items)} shapes, {n_units} pieces of knowledge ({time.perf_counter() - started:.0f} s)")
-    teacher_name = f"simulated:{noise}" if simulated else pipeline.teacher.name
     _, entry = cat.distill_category(pipeline, items, category, part_list, teacher_name, mode)
     console.print(f"student cached in [bold]{entry}[/]")
     if out is not None:
