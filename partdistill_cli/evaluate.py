@@ -306,7 +306,9 @@ def run_evaluation(
                 }
             )
             # `full` continues the `forward` training when both are asked for: its time is in forward's line.
-            note = f"mIoU {miou * 100:.1f}" + (" (trained with forward)" if trained_before else "")
+            note = f"mIoU {miou * 100:.1f}"
+            if shared and method in ("forward", "full"):
+                note += " (trained with forward)" if trained_before else " (full trained on from it)"
             level.done(item, time.perf_counter() - started, note)
     report_config = config.to_dict()
     if not simulated:

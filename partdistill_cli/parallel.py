@@ -72,6 +72,19 @@ def import_ray():
     return ray
 
 
+def local_ray_options(cpus: int | None) -> dict:
+    """`ray.init` keywords of the local Ray `--workers` starts: `cpus` CPUs, no dashboard, Ray's own chatter
+    silenced, and workers that import this very partdistill (not another one installed on the machine)."""
+    package_root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    return {
+        "num_cpus": cpus,
+        "include_dashboard": False,
+        "logging_level": logging.ERROR,
+        "runtime_env": {"env_vars": {"PYTHONPATH": path}},
+    }
+
+
 # ---- what runs on the workers ---------------------------------------------------------------------------------
 
 
@@ -253,15 +266,7 @@ class RayRunner:
             if self.address is not None:
                 ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=True)
             else:
-                package_root = str(Path(__file__).resolve().parents[1])
-                path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
-                # Workers must import this very partdistill, not another one installed on the machine.
-                ray.init(
-                    num_cpus=self.workers,
-                    include_dashboard=False,
-                    logging_level=logging.ERROR,
-                    runtime_env={"env_vars": {"PYTHONPATH": path}},
-                )
+                ray.init(**local_ray_options(self.workers))
                 self._started_ray = True
         try:
             self._start_workers(ray, torch.get_num_threads())
@@ -480,4 +485,4 @@ class RayRunner:
                                   input_path)  # fmt: skip
 
 
-__all__ = ["RayRunner", "TeacherWorker", "import_ray"]
+__all__ = ["RayRunner", "TeacherWorker", "import_ray", "local_ray_options"]

@@ -197,9 +197,9 @@ class Training:
         """How many epochs ran and why the forward phase stopped, e.g. "distilled 14 epochs (6 forward, stopped
         when the loss flattened; then 8 backward)"."""
         if self.fine_tune:
-            return f"fine-tuned {self.last_epoch} epochs"
+            return f"fine-tuned {_epochs(self.last_epoch)}"
         if self.resumed_in_backward:
-            return f"distilled {self.last_epoch} epochs (resumed from a checkpoint in the backward phase)"
+            return f"distilled {_epochs(self.last_epoch)} (resumed from a checkpoint in the backward phase)"
         forward = self.last_epoch if self.first_backward is None else self.first_backward - 1
         backward = self.last_epoch - forward
         lo, hi = self.config.min_forward_epochs, self.config.max_forward_epochs
@@ -210,8 +210,12 @@ class Training:
         else:
             why = f"reached the maximum of {hi}"
         if self.mode != "full":
-            return f"distilled {forward} epochs ({why})"
-        return f"distilled {forward + backward} epochs ({forward} forward, {why}; then {backward} backward)"
+            return f"distilled {_epochs(forward)} ({why})"
+        return f"distilled {_epochs(forward + backward)} ({forward} forward, {why}; then {backward} backward)"
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 __all__ = ["Level", "Reporter", "Training", "seconds_text"]
