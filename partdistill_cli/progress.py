@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def seconds_text(seconds: float) -> str:
     """A duration as people read it: "0.4 s", "12 s", "3 min 05 s", "2 h 07 min"."""
-    if seconds < 10:
+    if seconds < 9.95:
         return f"{seconds:.1f} s"
     if seconds < 60:
         return f"{seconds:.0f} s"
