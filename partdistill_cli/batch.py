@@ -260,6 +260,12 @@ class LocalRunner:
             return Outcome(job, error=exc, stage=stage, seconds=time.perf_counter() - started)
 
 
+def check_cluster_options(workers: int | None, address: str | None) -> None:
+    """InputError when both `--workers` and `--ray-address` are given."""
+    if workers is not None and address is not None:
+        raise InputError("--workers starts a local Ray cluster, --ray-address joins a running one: give one of them")
+
+
 def make_runner(
     config: SegmentConfig,
     *,
@@ -536,8 +542,7 @@ def segment_many(
 
     if outputs.out is None:
         raise InputError("segmenting many shapes needs --out DIR (their outputs mirror the input folders there)")
-    if workers is not None and address is not None:
-        raise InputError("--workers starts a local Ray cluster, --ray-address joins a running one: give one of them")
+    check_cluster_options(workers, address)
     check_cache_root(config.cache_dir)
     inputs = find_inputs(sources, outputs.out)
     progress = Reporter(announce_training=False)

@@ -118,6 +118,7 @@ def evaluate(
     """
     import json
 
+    from partdistill_cli.batch import check_cluster_options
     from partdistill_cli.console import console
     from partdistill_cli.datasets import read_split
     from partdistill_cli.errors import UserError
@@ -127,8 +128,7 @@ def evaluate(
     from partdistill_cli.progress import Reporter
     from partdistill_cli.teachers.simulated import load_noise
 
-    if workers is not None and ray_address is not None:
-        raise UserError("--workers starts a local Ray cluster, --ray-address joins a running one: give one of them")
+    check_cluster_options(workers, ray_address)
     try:
         methods = expand_methods(method)
         noise_cfg = load_noise(noise)

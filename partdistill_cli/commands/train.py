@@ -93,7 +93,7 @@ def train_category(
     import time
 
     from partdistill_cli import category as cat
-    from partdistill_cli.batch import make_runner
+    from partdistill_cli.batch import check_cluster_options, make_runner
     from partdistill_cli.console import console
     from partdistill_cli.errors import UserError
     from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir
@@ -110,8 +110,7 @@ def train_category(
     category = normalise_category(category)
     if category is None:
         raise UserError("--category must name the category, e.g. chair")
-    if workers is not None and ray_address is not None:
-        raise UserError("--workers starts a local Ray cluster, --ray-address joins a running one: give one of them")
+    check_cluster_options(workers, ray_address)
     reporter = Reporter()
     store = KnowledgeStore(cache_dir, knowledge)
     pipeline = Pipeline(config, verbose=False, store=store, progress=reporter)
