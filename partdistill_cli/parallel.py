@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from partdistill_cli.teachers.base import Teacher
 
 RAY_HINT = "pip install 'partdistill[ray]' (or pip install ray)"
-# A GPU bundle holds one teacher actor and two distillations beside it.
+# A GPU bundle holds one teacher actor and two distillations beside it (CPUs permitting).
 TEACHER_GPU = 0.5
 STUDENT_GPU = 0.25
 BUNDLE_CPUS = 2
@@ -302,8 +302,15 @@ class RayRunner:
             from ray.util.placement_group import placement_group
             from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-            self._group = placement_group([{"GPU": 1, "CPU": BUNDLE_CPUS}] * gpus, strategy="PACK")
-            ray.get(self._group.ready())
+            cpus = max(1, min(BUNDLE_CPUS, self._cpus // gpus))
+            self._group = placement_group([{"GPU": 1, "CPU": cpus}] * gpus, strategy="PACK")
+            try:
+                ray.get(self._group.ready(), timeout=120)
+            except ray.exceptions.GetTimeoutError as exc:
+                raise UserError(
+                    f"could not reserve {gpus} GPU(s) with {cpus} CPU(s) each on the Ray cluster in 2 minutes (are "
+                    "other jobs holding them?)"
+                ) from exc
             self._actors = [
                 remote.options(
                     num_gpus=TEACHER_GPU,
