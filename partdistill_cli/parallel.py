@@ -55,10 +55,9 @@ if TYPE_CHECKING:
     from partdistill_cli.teachers.base import Teacher
 
 RAY_HINT = "pip install 'partdistill[ray]' (or pip install ray)"
-# A GPU bundle holds one teacher actor and two distillations beside it (CPUs permitting).
+# A GPU holds one teacher actor and two distillations beside it.
 TEACHER_GPU = 0.5
 STUDENT_GPU = 0.25
-BUNDLE_CPUS = 2
 # Shapes in flight per worker: enough to keep every stage busy, few enough to bound memory.
 IN_FLIGHT_PER_WORKER = 2
 
@@ -302,14 +301,13 @@ class RayRunner:
             from ray.util.placement_group import placement_group
             from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-            cpus = max(1, min(BUNDLE_CPUS, self._cpus // gpus))
-            self._group = placement_group([{"GPU": 1, "CPU": cpus}] * gpus, strategy="PACK")
+            # Bundles of one GPU (no CPU: reserving CPUs here could leave none to load, render and lift).
+            self._group = placement_group([{"GPU": 1}] * gpus, strategy="PACK")
             try:
                 ray.get(self._group.ready(), timeout=120)
             except ray.exceptions.GetTimeoutError as exc:
                 raise UserError(
-                    f"could not reserve {gpus} GPU(s) with {cpus} CPU(s) each on the Ray cluster in 2 minutes (are "
-                    "other jobs holding them?)"
+                    f"could not reserve {gpus} GPU(s) on the Ray cluster in 2 minutes (are other jobs holding them?)"
                 ) from exc
             self._actors = [
                 remote.options(
@@ -321,7 +319,7 @@ class RayRunner:
             ]
             label_options = {
                 "num_gpus": STUDENT_GPU,
-                "num_cpus": 1,
+                "num_cpus": 0,
                 "scheduling_strategy": PlacementGroupSchedulingStrategy(self._group),
             }
         else:

@@ -23,7 +23,9 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.
 def local_ray():
     from partdistill_cli.parallel import local_ray_options
 
-    ray.init(**local_ray_options(2))
+    # Two GPUs that CUDA does not see: the GPU layout (a placement group, actors that render and detect,
+    # distillation beside them) runs on the CPU, for --device auto.
+    ray.init(**local_ray_options(2), num_gpus=2)
     yield
     ray.shutdown()
 
@@ -55,6 +57,18 @@ def test_workers_2_give_the_sequential_labels_bit_for_bit_and_isolate_a_bad_file
     ]  # fmt: skip
     # The workers' lift tasks kept the knowledge in the cache, one entry per shape.
     assert len(list((tmp_path / "c2" / "knowledge").rglob("*.npz"))) == 4
+
+
+def test_the_gpu_layout_gives_the_sequential_labels(tiny, tmp_path):
+    folder = tmp_path / "in"
+    rels = make_shapes(folder)
+    fast = [a for a in FAST if a not in ("--device", "cpu")]
+    common = ["segment", folder, "--parts", PARTS, *clipseg(tiny), *fast, "--method", "forward", "--device", "auto"]
+    assert invoke([*common, "--out", tmp_path / "seq", "--cache-dir", tmp_path / "c1"]).exit_code == 0
+    parallel = invoke([*common, "--out", tmp_path / "par", "--cache-dir", tmp_path / "c2", "--workers", "2"])
+    assert parallel.exit_code == 0, parallel.output + repr(parallel.exception)
+    assert "Ray: 2 teacher worker(s) on GPU" in " ".join(parallel.output.split())
+    same_results(tmp_path / "seq", tmp_path / "par", [r.rsplit(".", 1)[0] for r in rels])
 
 
 def test_train_category_and_evaluate_teach_on_workers_with_the_same_answers(tiny, tmp_path):
