@@ -97,7 +97,7 @@ def stage_times(shape_path: Path, settings: list[str], clipseg: str, tmp: Path) 
 
 
 def ray_startup(clipseg: str, tmp: Path) -> float:
-    """Seconds from nothing to a local Ray of 2 CPUs with one CLIPSeg teacher actor ready."""
+    """Seconds from nothing to a local Ray of 2 CPUs with its CLIPSeg teacher actors (one per CPU) ready."""
     from partdistill_cli.config import SegmentConfig
     from partdistill_cli.parallel import RayRunner
 
@@ -174,7 +174,7 @@ def main() -> None:
         stage_table.add_row(stage, f"{seconds:.3f}")
     console.print(stage_table)
     if startup is not None:
-        console.print(f"Ray start-up (local Ray of 2 CPUs + one CLIPSeg actor ready): {startup:.1f} s")
+        console.print(f"Ray start-up (local Ray of 2 CPUs + its 2 CLIPSeg actors ready): {startup:.1f} s")
         if "batch" in results:
             for mode in ("workers1", "workers2"):
                 if mode in results:

@@ -6,8 +6,8 @@ Layout on the cluster:
 
 - **Teacher actors** (`TeacherWorker`) hold a pipeline whose teacher is loaded once and answer `detect`. With GPUs
   (and a device that allows them) there is one per GPU, each in its own placement-group bundle of one GPU, so
-  two never share a card; the bundle's other half-GPU runs distillation tasks beside it. Without GPUs there are
-  ⌈CPUs / 2⌉ CPU actors (each holds a copy of the models in memory).
+  two never share a card; the bundle's other half-GPU runs distillation tasks beside it. Without GPUs there is
+  one CPU actor per CPU, as the teacher is most of a shape's work there (each holds a copy of the models).
 - **Tasks**: `load_stage` (file -> Shape, and the knowledge cache looked up), `render_stage`, `lift_stage`
   (knowledge, kept in the shared cache), `label_stage` (votes or a distilled student, and the result),
   `teach_stage` (all of teach for a per-shape teacher: the simulated one). With GPUs, rendering runs in the
@@ -323,10 +323,11 @@ class RayRunner:
                 "scheduling_strategy": PlacementGroupSchedulingStrategy(self._group),
             }
         else:
-            # A CPU actor reserves no CPU: it is busy only while it answers, so tasks may use the CPUs meanwhile.
+            # One CPU actor per CPU: on a CPU the teacher is most of a shape's work (bench/bench_batch.py). An
+            # actor reserves no CPU: it is busy only while it answers, and tasks use the CPUs meanwhile.
             self._actors = [
                 remote.options(num_cpus=0, scheduling_strategy="SPREAD").remote(self.config, self.store, threads)
-                for _ in range(max(1, (self._cpus + 1) // 2))
+                for _ in range(self._cpus)
             ]
             label_options = {"num_cpus": 1}
         self._actor_load = [0] * len(self._actors)

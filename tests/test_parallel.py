@@ -49,7 +49,7 @@ def test_workers_2_give_the_sequential_labels_bit_for_bit_and_isolate_a_bad_file
     parallel = invoke([*common, "--out", tmp_path / "par", "--cache-dir", tmp_path / "c2", "--workers", "2"])
     for result in (sequential, parallel):
         assert result.exit_code == 1 and "1 of 5 shapes failed" in str(result.exception), result.output
-    assert "Ray: 1 teacher worker(s) on CPU, 2 CPUs" in " ".join(parallel.output.split())
+    assert "Ray: 2 teacher worker(s) on CPU, 2 CPUs" in " ".join(parallel.output.split())
     same_results(tmp_path / "seq", tmp_path / "par", [r.rsplit(".", 1)[0] for r in rels])
     failures = [json.loads((tmp_path / d / FAILURES_NAME).read_text()) for d in ("seq", "par")]
     assert failures[0] == failures[1] == [
