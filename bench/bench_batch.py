@@ -6,7 +6,7 @@ with random weights, built offline as bench/bench_teachers.py builds it; its mas
 real. The shapes are procedural (chairs, tables, mugs, ...), written as OBJ. Every mode starts from an empty
 knowledge cache, so the teacher runs for every shape. Then one shape's stages are timed one by one in this
 process (load, render, teacher, lift, distill + predict, write) to show which stage bounds the throughput, and
-Ray's start-up (a local Ray plus one teacher actor loading the model) is timed alone.
+Ray's start-up (a local Ray plus its teacher actors loading the model) is timed alone.
 
     python bench/bench_batch.py [--shapes 20] [--views 3] [--epochs 1] [--modes sequential,batch,workers1,workers2]
 
