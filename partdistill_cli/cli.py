@@ -45,21 +45,46 @@ app.command("doctor")(doctor.doctor)
 
 
 def main() -> None:
-    """Console-script entry point: user errors become one line on stderr and exit code 1."""
+    """Console-script entry point: user errors become one line on stderr and exit code 1; a Ctrl-C becomes one
+    line saying what was kept, and exit code 130. Either way, output folders this run made and left empty are
+    removed."""
     from partdistill_cli.errors import UserError
+    from partdistill_cli.io_utils import RECORD
 
+    RECORD.reset()
     try:
         app()
     except UserError as exc:
         from partdistill_cli.console import console
 
+        RECORD.remove_empty_outputs()
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         sys.exit(1)
+    except SystemExit as exc:
+        # typer turns a KeyboardInterrupt into a silent exit 130 before it gets here.
+        if exc.code == 130 and _interrupted(exc):
+            _report_interrupt()
+        raise
     except (KeyboardInterrupt, ImportError) as exc:
         if isinstance(exc, ImportError) and not _interrupted(exc):
             raise
-        print("interrupted", file=sys.stderr)
+        _report_interrupt()
         sys.exit(130)
+
+
+def _report_interrupt() -> None:
+    """One line on stderr: that the run was interrupted, and the output files it had already put in place."""
+    from partdistill_cli.io_utils import RECORD
+
+    RECORD.remove_empty_outputs()
+    kept = RECORD.written_outputs()
+    if not kept:
+        print("interrupted; nothing was written", file=sys.stderr)
+        return
+    from partdistill_cli.console import counted
+
+    shown = ", ".join(map(str, kept[:3])) + (f" and {len(kept) - 3} more" if len(kept) > 3 else "")
+    print(f"interrupted; kept {counted(len(kept), 'file')} written before it: {shown}", file=sys.stderr)
 
 
 def _interrupted(exc: BaseException) -> bool:

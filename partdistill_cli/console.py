@@ -19,3 +19,8 @@ def progress(transient: bool = False) -> Progress:
         console=console,
         transient=transient,
     )
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """`n` and `noun` in agreement: "1 view", "3 views", "2 pieces of knowledge" (with `plural`)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

@@ -114,9 +114,9 @@ def save_teach_result(result: TeachResult, folder: Path) -> None:
     tools can be fed the same 2D knowledge. Masks are stored bit-packed."""
     import json
 
-    from partdistill_cli.io_utils import atomic_path, write_text
+    from partdistill_cli.io_utils import atomic_path, make_dirs, write_text
 
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     write_text(folder / "cameras.json", json.dumps([c.to_dict() for c in result.views.cameras], indent=1))
     with atomic_path(folder / "pixel_map.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, result.views.pixel_of_point)

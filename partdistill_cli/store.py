@@ -118,7 +118,7 @@ def save_student(student: Student, card: StudentCard, root: str | Path | None = 
     from safetensors.torch import save_file
 
     from partdistill_cli import __version__
-    from partdistill_cli.io_utils import atomic_path, write_text
+    from partdistill_cli.io_utils import atomic_path, make_dirs, write_text
 
     if list(card.parts) != list(student.parts):
         raise StoreError(f"the card lists parts {card.parts}, the student predicts {student.parts}")
@@ -139,7 +139,7 @@ def save_student(student: Student, card: StudentCard, root: str | Path | None = 
         }
     )
     entry = cache_root(root) / "students" / key
-    entry.mkdir(parents=True, exist_ok=True)
+    make_dirs(entry)
     (entry / CARD_NAME).unlink(missing_ok=True)
     with atomic_path(entry / WEIGHTS_NAME) as tmp:
         save_file(student.state_dict(), str(tmp), metadata={"format": CARD_FORMAT, "key": key})

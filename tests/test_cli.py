@@ -3,10 +3,13 @@
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import trimesh
+
+from helpers import closed_port_url
 
 
 def run(*args, cwd=None):
@@ -169,7 +172,44 @@ def test_ctrl_c_during_the_open3d_import_says_interrupted(tmp_path, box_file):
     init = 'raise ImportError("initialization failed") from KeyboardInterrupt()\n'
     proc = run_with_fake_open3d(tmp_path, init, "render", box_file, "--views", "1", "--out", tmp_path / "v")
     assert proc.returncode == 130, proc.stderr
-    assert proc.stderr.strip() == "interrupted", proc.stderr
+    assert proc.stderr.strip() == "interrupted; nothing was written", proc.stderr
+
+
+def test_ctrl_c_says_nothing_was_written_and_leaves_no_output_folder(tmp_path, box_file):
+    # A real SIGINT, delivered while the run imports open3d (as a Ctrl-C in the first seconds of a run does):
+    # Python raises KeyboardInterrupt there, which typer turns into exit code 130.
+    init = "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)\n"
+    out = tmp_path / "new" / "views"
+    proc = run_with_fake_open3d(tmp_path, init, "render", box_file, "--views", "1", "--out", out)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip() == "interrupted; nothing was written", proc.stderr
+    assert not (tmp_path / "new").exists()
+
+
+def test_ctrl_c_after_some_files_says_what_was_kept(tmp_path, box_file, monkeypatch, capsys):
+    from PIL import Image
+
+    from partdistill_cli import cli
+
+    made = []
+    fromarray = Image.fromarray
+
+    def interrupted_at_the_third_image(*args, **kwargs):
+        made.append(1)
+        if len(made) == 3:
+            raise KeyboardInterrupt
+        return fromarray(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "fromarray", interrupted_at_the_third_image)
+    out = tmp_path / "views"
+    monkeypatch.setattr(sys, "argv", ["partdistill", "render", str(box_file), "--views", "4", "--resolution", "64",
+                                      "--out", str(out)])  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 130
+    kept = [out / "box.view00.png", out / "box.view01.png"]
+    assert sorted(out.iterdir()) == kept  # no temporary left
+    assert capsys.readouterr().err.strip() == f"interrupted; kept 2 files written before it: {kept[0]}, {kept[1]}"
 
 
 def test_an_import_error_that_is_not_an_interrupt_is_not_hidden(tmp_path, box_file):
@@ -188,3 +228,35 @@ def test_noise_json_of_the_wrong_type_is_one_line(tmp_path):
     noise = tmp_path / "noise.json"
     noise.write_text('{"miss": "lots"}')
     assert_user_error(run("evaluate", "procedural:mug", "--noise", noise), "noise 'miss' must be a number")
+
+
+def no_network_env(tmp_path) -> dict[str, str]:
+    """A first run with empty caches, HF_HUB_OFFLINE unset and no way out: the Hugging Face endpoint is a closed
+    port and https (SAM's download) goes through a proxy that is a closed port."""
+    closed = closed_port_url()
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "PARTDISTILL_GDINO", "PARTDISTILL_SAM")}
+    return env | {
+        "HF_HOME": str(tmp_path / "hf"),
+        "PARTDISTILL_CACHE": str(tmp_path / "cache"),
+        "HF_ENDPOINT": closed,
+        "https_proxy": closed,
+        "HTTPS_PROXY": closed,
+        "COLUMNS": "200",
+    }
+
+
+def test_an_offline_first_run_names_every_missing_weight_in_one_line_within_seconds(tmp_path, box_file):
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "partdistill_cli.cli", "segment", str(box_file), "--parts", "back,seat",
+         "--out", str(tmp_path / "out"), "--preview"],
+        capture_output=True, text=True, env=no_network_env(tmp_path), timeout=90,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert_user_error(proc, "the grounded-sam teacher cannot start")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # no retry chatter
+    for needle in ("Grounding DINO", "hf download IDEA-Research/grounding-dino-tiny", "--detector", "PARTDISTILL_GDINO",
+                   "SAM vit_b", "sam_vit_b_01ec64.pth", "--segmenter", "PARTDISTILL_SAM", "partdistill doctor"):  # fmt: skip
+        assert needle in proc.stderr, needle
+    assert elapsed < 30, elapsed
+    assert not (tmp_path / "out").exists()

@@ -134,7 +134,8 @@ def evaluate(
         check_not_overwriting([out], [], overwrite)
     if save_knowledge is not None:
         check_writable_dir(save_knowledge)
-        if any(p.name.endswith(".npz") or p.is_dir() for p in save_knowledge.iterdir()) and not overwrite:
+        held = save_knowledge.iterdir() if save_knowledge.is_dir() else ()
+        if any(p.name.endswith(".npz") or p.is_dir() for p in held) and not overwrite:
             raise UserError(f"{save_knowledge}: already holds saved knowledge (pass --overwrite to replace it)")
     part_list = [p.strip() for p in parts.split(",") if p.strip()] if parts else None
     keep = read_split(split) if split is not None else None
