@@ -285,7 +285,7 @@ class Pipeline:
                     shape, t, list(parts.asked), self.config.render, category, parts.background, device=self.device
                 )
             if path is not None:
-                self.store.save(result.knowledge, path)
+                self.store.save(result.knowledge, path, t)
         self._say(
             f"{result.knowledge.n_units} pieces of 2D knowledge from {self.config.render.n_views} views ({t.name})"
         )

@@ -330,6 +330,38 @@ def sam_present(source: str) -> bool:
     return (sam_cache_path(source) if source in SAM_CHECKPOINTS else Path(source)).is_file()
 
 
+def identified(source: str) -> str:
+    """`source@identity`: weights a teacher loaded (a Hub id, SAM variant or absolute path) with what identifies
+    their content (`weights_identity`). Teacher names carry it, so caches keyed by a name never answer with
+    other weights' work."""
+    return f"{source}@{weights_identity(source)}"
+
+
+def weights_identity(source: str) -> str:
+    """What identifies the content of loaded weights `source`:
+
+    - a SAM variant: "sha256:" + the start of its published SHA-256 (checked when it was downloaded);
+    - a Hub id: "rev:" + the commit of its snapshot in the Hugging Face cache;
+    - a local file or folder: "files:" + a digest of the names, sizes and modification times of the file, or
+      of the folder's files (weights, config, processor). Hashing the content would read gigabytes on every
+      run; replacing a file changes its modification time, which is all it takes to miss the cache.
+    """
+    if source in SAM_CHECKPOINTS:
+        return f"sha256:{SAM_CHECKPOINTS[source].sha256[:16]}"
+    path = Path(source)
+    if path.is_absolute():
+        files = (
+            sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [path]
+        )
+        stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        return "files:" + hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
+    from huggingface_hub import try_to_load_from_cache
+
+    config = try_to_load_from_cache(source, "config.json")
+    # The cached file lives in snapshots/<commit>/; a loaded Hub model always has its config there.
+    return f"rev:{Path(config).parent.name}" if isinstance(config, str) else "rev:unknown"
+
+
 # How long the one look at the network before loading a teacher may take (DNS included), in seconds.
 PROBE_TIMEOUT = 5.0
 

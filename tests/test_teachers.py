@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -359,3 +360,23 @@ def test_require_weights_asks_the_network_only_for_what_is_missing(no_network, t
     assert message.startswith("the grounded-sam teacher cannot start: Grounding DINO weights")
     assert message.count("not downloaded yet, and the host cannot be reached") == 2
     assert "hf download IDEA-Research/grounding-dino-tiny" in message and "--segmenter" in message
+
+
+def test_weights_are_identified_by_revision_checksum_or_file_stats(no_network, tmp_path):
+    from huggingface_hub import constants
+
+    snapshot = Path(constants.HF_HUB_CACHE) / "models--org--model" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0123abcd")
+    assert weights.identified("org/model") == "org/model@rev:0123abcd"
+    assert weights.weights_identity("vit_b") == "sha256:ec2df62732614e57"
+    checkpoint = tmp_path / "sam.safetensors"
+    checkpoint.write_bytes(b"a")
+    before = weights.weights_identity(str(checkpoint))
+    assert before.startswith("files:") and weights.weights_identity(str(checkpoint)) == before
+    checkpoint.write_bytes(b"b")  # same name and size, written a second later
+    stat = checkpoint.stat()
+    os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert weights.weights_identity(str(checkpoint)) != before
