@@ -130,6 +130,19 @@ def check_writable_dir(path: str | Path) -> Path:
     return path
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def beside_input(source: str | Path) -> Path:
+    """The default output folder of a run on `source` (a file or an object folder): the folder holding it,
+    unless that lies inside the installed partdistill package (a shipped sample), which is no place for a
+    user's files (it may be read-only, and reinstalling wipes it): the current folder then."""
+    folder = Path(source).resolve().parent
+    if folder == PACKAGE_DIR or PACKAGE_DIR in folder.parents:
+        return Path.cwd()
+    return Path(source).parent
+
+
 def check_not_overwriting(outputs: list[Path], inputs: list[Path], overwrite: bool) -> None:
     """Refuse to write an output file over an input or a folder, ever, or over an existing file or link (a
     dangling one too) unless `overwrite`."""

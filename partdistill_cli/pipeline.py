@@ -21,15 +21,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from partdistill_cli.config import RenderSettings, SegmentConfig
+from partdistill_cli.datasets import load_source
 from partdistill_cli.device import resolve_device
 from partdistill_cli.errors import ConfigError, UserError
 from partdistill_cli.knowledge import Detection, Knowledge, Labels, face_labels_from_points
 from partdistill_cli.lift import MIN_COMPONENT_PX, lift
 from partdistill_cli.outputs import SegmentResult, make_result
-from partdistill_cli.parts import BACKGROUND_PART, PartList
+from partdistill_cli.parts import BACKGROUND_PART, PartList, spaces_warning
 from partdistill_cli.render import render, resolve_renderer
 from partdistill_cli.render.base import Views
-from partdistill_cli.shapes import Shape, ShapeError, from_mesh, from_points, load_shape
+from partdistill_cli.shapes import Shape, ShapeError, from_mesh, from_points
 from partdistill_cli.store import KnowledgeStore, check_cache_root, find_student, load_student
 from partdistill_cli.teachers import make_teacher
 from partdistill_cli.teachers.base import Teacher
@@ -230,17 +231,25 @@ class Pipeline:
 
     def parts(self, parts: str | list[str] | None, category: str | None = None) -> PartList:
         """The part list asked for (names or a comma-separated string; default: the category's known parts),
-        with the background part as `config.other` says. Raises `parts.PartsError`."""
+        with the background part as `config.other` says. Raises `parts.PartsError`. A string of several words
+        and no comma is one part, with a warning on the console (even when not verbose: it is no progress
+        report)."""
+        warning = spaces_warning(parts)
+        if warning is not None:
+            from partdistill_cli.console import console
+
+            console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
         return PartList.parse(parts, category, self.config.other)
 
     # -- stages -------------------------------------------------------------------------------------------
 
     def load(self, source: str | Path | Any, name: str | None = None) -> Shape:
-        """The `Shape` of `source`: a mesh or point-cloud file, a trimesh.Trimesh / PointCloud, or an (N, 3) /
-        (N, 6) float array (xyz [+ normals], in the caller's coordinates). Meshes get `config.points` surface
-        samples drawn with `config.seed`. Checks that the configured renderer can draw it (UserError if not)."""
+        """The `Shape` of `source`: a mesh or point-cloud file, a PartNet-Mobility object folder (its part meshes
+        merged, see `datasets.load_source`), a trimesh.Trimesh / PointCloud, or an (N, 3) / (N, 6) float array
+        (xyz [+ normals], in the caller's coordinates). Meshes get `config.points` surface samples drawn with
+        `config.seed`. Checks that the configured renderer can draw it (UserError if not)."""
         if isinstance(source, (str, Path)):
-            shape = load_shape(source, n_points=self.config.points, seed=self.config.seed)
+            shape = load_source(source, n_points=self.config.points, seed=self.config.seed)
         else:
             shape = shape_of(source, self.config.points, self.config.seed)
         if name is not None:

@@ -1,9 +1,11 @@
 """The command line: fast help, real outputs, and one clear line for every kind of bad input."""
 
+import json
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +262,45 @@ def test_an_offline_first_run_names_every_missing_weight_in_one_line_within_seco
         assert needle in proc.stderr, needle
     assert elapsed < 30, elapsed
     assert not (tmp_path / "out").exists()
+
+
+def test_part_names_with_spaces_and_no_comma_are_warned_about(tmp_path, box_file):
+    proc = run("segment", box_file, "--parts", "arm  back", "--out", tmp_path / "out", cwd=tmp_path)
+    assert proc.stderr.splitlines()[0] == (
+        "warning: --parts 'arm  back' is one part named 'arm  back': part names are separated by commas "
+        "(--parts arm,back); spaces inside a name are kept"
+    ), proc.stderr
+    proc = run("segment", box_file, "--parts", "door handle,lid", "--out", tmp_path / "out", cwd=tmp_path)
+    assert "warning" not in proc.stderr
+
+
+def test_render_of_a_shipped_sample_writes_into_the_current_folder(tmp_path):
+    from partdistill_cli import __file__ as package_init
+
+    package = Path(package_init).parent
+    sample = package / "assets" / "samples" / "chair" / "chair_0.obj"
+    before = sorted(p for p in package.rglob("*") if "__pycache__" not in p.parts)
+    try:
+        proc = run("render", sample, "--views", "2", "--resolution", "64", cwd=tmp_path)
+        after = sorted(p for p in package.rglob("*") if "__pycache__" not in p.parts)
+        assert proc.returncode == 0, proc.stderr
+        assert after == before
+        assert sorted(p.name for p in (tmp_path / "chair_0.views").iterdir()) == [
+            "chair_0.view00.png", "chair_0.view01.png", "chair_0.views.png"]  # fmt: skip
+    finally:
+        import shutil
+
+        shutil.rmtree(sample.parent / "chair_0.views", ignore_errors=True)
+
+
+def test_render_a_partnet_mobility_object_folder(tmp_path):
+    folder = tmp_path / "obj" / "42"
+    for name, x in (("a", 0.0), ("b", 2.0)):
+        mesh = trimesh.creation.box(bounds=[[x, 0, 0], [x + 1, 1, 1]])
+        (folder / "textured_objs").mkdir(parents=True, exist_ok=True)
+        mesh.export(folder / "textured_objs" / f"{name}.obj")
+    objs = {n: {"file": f"textured_objs/{n}.obj", "partnete_label": "lid"} for n in ("a", "b")}
+    (folder / "parts.json").write_text(json.dumps({"category": "Box", "partnete_part_names": ["lid"], "objs": objs}))
+    proc = run("render", folder, "--views", "1", "--resolution", "64", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "obj" / "42.views").iterdir()) == ["42.view00.png", "42.views.png"]

@@ -13,10 +13,18 @@ from partdistill_cli.commands import options as opt
 def render(
     shape: Annotated[
         Path,
-        typer.Argument(help="Mesh (OBJ, PLY, GLB/GLTF, OFF, STL) or point cloud (PLY, XYZ/TXT, NPY/NPZ, PCD)."),
+        typer.Argument(
+            help="Mesh (OBJ, PLY, GLB/GLTF, OFF, STL), point cloud (PLY, XYZ/TXT, NPY/NPZ, PCD), or a PartNet-Mobility "
+            "object folder (its part meshes merged)."
+        ),
     ],
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default: NAME.views/ next to the input).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output folder (default: NAME.views/ in the input's folder, or in the current folder for a sample "
+            "shipped inside the package).",
+        ),
     ] = None,
     views: opt.Views = 10,
     resolution: opt.Resolution = 512,
@@ -34,15 +42,15 @@ def render(
     from PIL import Image
 
     from partdistill_cli.console import console
-    from partdistill_cli.io_utils import atomic_path, check_not_overwriting, check_writable_dir
+    from partdistill_cli.datasets import load_source
+    from partdistill_cli.io_utils import atomic_path, beside_input, check_not_overwriting, check_writable_dir
     from partdistill_cli.pipeline import RenderSettings
     from partdistill_cli.render import render as render_views
     from partdistill_cli.render import resolve_renderer
     from partdistill_cli.render.base import contact_sheet
-    from partdistill_cli.shapes import load_shape
 
-    out_dir = out if out is not None else shape.parent / f"{shape.stem}.views"
-    s = load_shape(shape, n_points=points, seed=seed)
+    s = load_source(shape, n_points=points, seed=seed)
+    out_dir = out if out is not None else beside_input(shape) / f"{s.name}.views"
     check_writable_dir(out_dir)
     targets = [out_dir / f"{s.name}.view{i:02d}.png" for i in range(views)] + [out_dir / f"{s.name}.views.png"]
     check_not_overwriting(targets, [shape], overwrite)

@@ -14,11 +14,19 @@ from partdistill_cli.teachers.specs import DEFAULT_TEACHER, REAL_TEACHERS, teach
 
 def segment(
     shape: Annotated[
-        Path, typer.Argument(help="Mesh (OBJ, PLY, GLB/GLTF, OFF, STL) or point cloud (PLY, XYZ/TXT, NPY/NPZ, PCD).")
+        Path,
+        typer.Argument(
+            help="Mesh (OBJ, PLY, GLB/GLTF, OFF, STL), point cloud (PLY, XYZ/TXT, NPY/NPZ, PCD), or a PartNet-Mobility "
+            "object folder (its part meshes merged)."
+        ),
     ],
     parts: Annotated[
         str | None,
-        typer.Option("--parts", help="Comma-separated part names, e.g. arm,back,seat,leg (default: the category's)."),
+        typer.Option(
+            "--parts",
+            help="Part names separated by commas, e.g. arm,back,seat,leg (a name may hold spaces: 'door handle,lid'; "
+            "default: the category's).",
+        ),
     ] = None,
     category: Annotated[
         str | None,
@@ -67,7 +75,12 @@ def segment(
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default: next to the input; never over it).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output folder (default: the input's folder, or the current folder for a sample shipped inside "
+            "the package; never over the input).",
+        ),
     ] = None,
     preview: Annotated[
         bool, typer.Option("--preview", help="Also write NAME.preview.png: the parts from 6 views.")
@@ -98,7 +111,7 @@ def segment(
     """
     from partdistill_cli.api import Segmenter
     from partdistill_cli.console import console
-    from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir
+    from partdistill_cli.io_utils import beside_input, check_not_overwriting, check_writable_dir
     from partdistill_cli.outputs import output_paths
     from partdistill_cli.pipeline import normalise_category
 
@@ -111,7 +124,7 @@ def segment(
     seg = Segmenter(config)
     part_list = seg.parts(parts, category)
     s = seg.load(shape)
-    out_dir = out if out is not None else shape.parent
+    out_dir = out if out is not None else beside_input(shape)
     check_writable_dir(out_dir)
     targets = output_paths(out_dir, s.name, preview=preview, explain=explain, html=html)
     check_not_overwriting(list(targets.values()), [shape], overwrite)

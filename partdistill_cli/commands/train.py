@@ -21,7 +21,11 @@ def train_category(
     ],
     category: Annotated[str, typer.Option("--category", help="The category, e.g. chair (part of the student's key).")],
     parts: Annotated[
-        str | None, typer.Option("--parts", help="Comma-separated part names (default: the category's known parts).")
+        str | None,
+        typer.Option(
+            "--parts",
+            help="Part names separated by commas (a name may hold spaces; default: the category's known parts).",
+        ),
     ] = None,
     teacher: Annotated[
         opt.AnyTeacher,
