@@ -6,9 +6,30 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.core import TyperCommand
 
 from partdistill_cli import __version__
 from partdistill_cli.commands import doctor, evaluate, export, render, segment, train
+
+
+class Command(TyperCommand):
+    """A command whose help shows no type after a flag (a flag takes no value: typer prints `<bool>`, which
+    invites `--preview true`, which is refused) and names its arguments in capitals, as the help text does
+    (SHAPE; typer's usage line would say `{shape}`)."""
+
+    # typer carries its own copy of click, so parameters are told apart by their kind, not their class.
+    def get_params(self, ctx: typer.Context) -> list:
+        params = super().get_params(ctx)
+        for param in params:
+            if param.param_type_name == "option" and param.is_flag and not param.count:
+                param.metavar = ""
+            elif param.param_type_name == "argument" and param.metavar is None:
+                param.metavar = param.name.upper()
+        return params
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        return [piece.removeprefix("{").removesuffix("}") for piece in super().collect_usage_pieces(ctx)]
+
 
 app = typer.Typer(
     name="partdistill",
@@ -36,12 +57,12 @@ def _root(
     """Segment 3D shapes into named parts with no 3D labels (PartDistill)."""
 
 
-app.command("segment")(segment.segment)
-app.command("render")(render.render)
-app.command("evaluate")(evaluate.evaluate)
-app.command("train-category")(train.train_category)
-app.command("export")(export.export)
-app.command("doctor")(doctor.doctor)
+app.command("segment", cls=Command)(segment.segment)
+app.command("render", cls=Command)(render.render)
+app.command("evaluate", cls=Command)(evaluate.evaluate)
+app.command("train-category", cls=Command)(train.train_category)
+app.command("export", cls=Command)(export.export)
+app.command("doctor", cls=Command)(doctor.doctor)
 
 
 def main() -> None:

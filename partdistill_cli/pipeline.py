@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from partdistill_cli.config import RenderSettings, SegmentConfig
+from partdistill_cli.console import counted
 from partdistill_cli.datasets import load_source
 from partdistill_cli.device import resolve_device
 from partdistill_cli.errors import ConfigError, UserError
@@ -289,14 +290,15 @@ class Pipeline:
             self._say(f"[dim]teacher knowledge from the cache ({path})[/]")
             result = TeachResult(None, [], cached, t.name)
         else:
-            with self._status(f"rendering {self.config.render.n_views} views and asking the teacher"):
+            with self._status(f"rendering {counted(self.config.render.n_views, 'view')} and asking the teacher"):
                 result = teach(
                     shape, t, list(parts.asked), self.config.render, category, parts.background, device=self.device
                 )
             if path is not None:
                 self.store.save(result.knowledge, path, t)
         self._say(
-            f"{result.knowledge.n_units} pieces of 2D knowledge from {self.config.render.n_views} views ({t.name})"
+            f"{counted(result.knowledge.n_units, 'piece')} of 2D knowledge from "
+            f"{counted(self.config.render.n_views, 'view')} ({t.name})"
         )
         return result
 
@@ -331,7 +333,7 @@ class Pipeline:
                 "try other part names, --category, more --views, or another --teacher"
             )
         method = self.config.method
-        if method == "vote":
+        if method == "vote-fill":
             from partdistill_cli.vote import vote
 
             labels = vote(knowledge, shape.points, fill=True)
@@ -343,7 +345,9 @@ class Pipeline:
         cached = self.student(knowledge.parts, category, teacher_name or self.teacher.name)
         if cached is not None:
             steps = self.config.finetune_steps
-            self._say("using a cached category student" + (f", fine-tuned for {steps} epochs" if steps else ""))
+            self._say(
+                "using a cached category student" + (f", fine-tuned for {counted(steps, 'epoch')}" if steps else "")
+            )
             if steps:
                 tune = replace(
                     self.distill_config(), min_forward_epochs=steps, max_forward_epochs=steps, backward_epochs=0

@@ -16,6 +16,7 @@ unreachable hub, then an error about the first model only).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -23,7 +24,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,14 +145,35 @@ def load_hub_model(key: str, source: str, model_class: Any, option: str, device)
     if local:
         _refuse_pickled_weights(Path(source))
     # A model already in the cache loads without touching the network (no update checks, works offline).
-    kwargs = {"local_files_only": True} if local or offline() or hub_cached(source) else {}
+    on_disk = local or offline() or hub_cached(source)
+    kwargs = {"local_files_only": True} if on_disk else {}
     try:
-        processor = AutoProcessor.from_pretrained(source, trust_remote_code=False, **kwargs)
-        model = model_class.from_pretrained(source, **kwargs)
+        with _quiet_transformers(on_disk):
+            processor = AutoProcessor.from_pretrained(source, trust_remote_code=False, **kwargs)
+            model = model_class.from_pretrained(source, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TeacherError(missing_weight_message(HUB_MODELS[key], source, option, reason[:300])) from exc
     return processor, model.to(device).eval()
+
+
+@contextlib.contextmanager
+def _quiet_transformers(quiet: bool) -> Iterator[None]:
+    """With `quiet`, no transformers progress bars (its `Loading weights` bar on every run) while inside; the
+    setting is restored after. Not quiet when the weights are downloaded: a first download of hundreds of MB
+    needs its progress bar (that of huggingface_hub, which transformers switches together with its own)."""
+    if not quiet:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 SAFE_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")

@@ -304,3 +304,72 @@ def test_render_a_partnet_mobility_object_folder(tmp_path):
     proc = run("render", folder, "--views", "1", "--resolution", "64", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "obj" / "42.views").iterdir()) == ["42.view00.png", "42.views.png"]
+
+
+COMMANDS = {"segment": "SHAPE", "render": "SHAPE", "evaluate": "DATA", "train-category": "FOLDER", "export": "SOURCE",
+            "doctor": ""}  # fmt: skip
+
+
+def help_text(command: str) -> str:
+    from typer.testing import CliRunner
+
+    from partdistill_cli.cli import app
+
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
+def test_help_shows_flags_without_a_type_and_arguments_as_in_the_text():
+    for command, argument in COMMANDS.items():
+        text = help_text(command)
+        assert "<bool>" not in text and "{" not in text.split("Usage:")[1].split("[OPTIONS]")[1][:20], command
+        assert f"Usage: partdistill {command} [OPTIONS] {argument}".strip() in text, command
+    assert "--preview Also write" in help_text("segment")
+
+
+def test_options_say_one_thing_with_one_name_and_old_names_stay_hidden():
+    segment, evaluate, train = help_text("segment"), help_text("evaluate"), help_text("train-category")
+    assert "--finetune-epochs" in segment and "--finetune-steps" not in segment
+    assert "<full|forward|vote-fill>" in segment and "<full|forward|vote>" not in segment
+    assert "--report" in evaluate and "--out" not in evaluate
+    assert "--method <full|forward>" in train and "--mode" not in train
+    for text in (segment, help_text("render"), evaluate, train):
+        assert "--points" in text and "by default:" in text.split("--points")[1][:400]
+    for option in ("--detector", "--segmenter", "--clipseg"):
+        assert "safetensors" in segment.split(option)[1][:300], option
+    with_device = [command for command in COMMANDS if "--device" in help_text(command)]
+    assert with_device == ["segment", "evaluate", "train-category"]
+    assert all("--device <auto|cpu|cuda>" in help_text(command) for command in with_device)
+
+
+def test_old_option_names_still_work_with_a_warning(tmp_path, box_file):
+    proc = run("segment", box_file, "--parts", "a,b", "--finetune-steps", "2", "--method", "vote", cwd=tmp_path)
+    assert "warning: --finetune-steps is deprecated; use --finetune-epochs" in proc.stderr
+    assert "warning: --method vote is deprecated; use --method vote-fill (the same method)" in proc.stderr
+    assert_user_error(proc, "teacher cannot start")  # parsed, then stopped by the weights (offline)
+    both = run("segment", box_file, "--parts", "a,b", "--finetune-steps", "2", "--finetune-epochs", "1", cwd=tmp_path)
+    assert_user_error(
+        both, "--finetune-epochs and its old name --finetune-steps were both given; give --finetune-epochs"
+    )
+    report = tmp_path / "r.json"
+    proc = run(
+        "evaluate", "procedural:mug", "--per-category", "1", "--views", "1", "--resolution", "64", "--out", report
+    )
+    assert proc.returncode == 0 and "warning: --out is deprecated; use --report" in proc.stderr
+    assert json.loads(report.read_text())["summary"]
+    assert "teacher: simulated (evaluation only: it reads ground truth), noise 'default', 1 shape," in proc.stderr
+
+
+def test_a_segment_run_prints_no_library_progress_bars_and_counts_in_words(tiny, tmp_path, box_file):
+    env = {**os.environ, "PARTDISTILL_CACHE": str(tmp_path / "cache"), "COLUMNS": "300", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "partdistill_cli.cli", "segment", str(box_file), "--parts", "a,b", "--teacher",
+         "clipseg", "--clipseg", tiny["clipseg"]["clipseg"], "--views", "1", "--resolution", "64", "--points", "300",
+         "--threshold", "0", "--method", "vote-fill", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Loading weights" not in proc.stderr and "it/s" not in proc.stderr, proc.stderr
+    assert " from 1 view (clipseg(" in proc.stderr
+    assert json.loads((tmp_path / "out" / "box.labels.json").read_text())["meta"]["method"] == "vote-fill"

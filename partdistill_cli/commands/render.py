@@ -30,7 +30,10 @@ def render(
     resolution: opt.Resolution = 512,
     renderer: opt.Renderer = opt.RendererChoice.auto,
     up: opt.Up = opt.UpAxis.y,
-    points: opt.Points = 20000,
+    points: opt.points_option(
+        "by default: 10000, segment's default, so that the share of points seen it reports is what segment's "
+        "teacher sees."
+    ) = 10000,
     seed: opt.Seed = 0,
     overwrite: opt.Overwrite = False,
 ) -> None:
@@ -41,7 +44,7 @@ def render(
     import numpy as np
     from PIL import Image
 
-    from partdistill_cli.console import console
+    from partdistill_cli.console import console, counted
     from partdistill_cli.datasets import load_source
     from partdistill_cli.io_utils import atomic_path, beside_input, check_not_overwriting, check_writable_dir
     from partdistill_cli.pipeline import RenderSettings
@@ -55,7 +58,7 @@ def render(
     targets = [out_dir / f"{s.name}.view{i:02d}.png" for i in range(views)] + [out_dir / f"{s.name}.views.png"]
     check_not_overwriting(targets, [shape], overwrite)
     settings = RenderSettings(views, resolution, renderer.value, up.value)
-    with console.status(f"rendering {views} views of {shape.name} at {resolution}²"):
+    with console.status(f"rendering {counted(views, 'view')} of {shape.name} at {resolution}²"):
         v = render_views(s, settings.cameras(), settings.renderer)
     images = [*v.rgb, contact_sheet(v.rgb)]
     for target, img in zip(targets, images, strict=True):
@@ -63,6 +66,6 @@ def render(
             Image.fromarray(np.ascontiguousarray(img)).save(tmp, format="PNG")
     seen = float(v.visible().any(axis=0).mean())
     console.print(
-        f"wrote {len(targets)} images to [bold]{out_dir}[/] ({resolve_renderer(settings.renderer, s)} renderer, "
-        f"{seen:.0%} of {s.n_points} sample points seen by at least one view)"
+        f"wrote {counted(len(targets), 'image')} to [bold]{out_dir}[/] ({resolve_renderer(settings.renderer, s)} renderer, "
+        f"{seen:.0%} of {counted(s.n_points, 'sample point')} seen by at least one view)"
     )
