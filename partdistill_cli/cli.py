@@ -72,7 +72,7 @@ def main() -> None:
     from partdistill_cli.errors import UserError
     from partdistill_cli.io_utils import RECORD
 
-    RECORD.reset()
+    RECORD.start()
     try:
         app()
     except UserError as exc:
@@ -91,6 +91,8 @@ def main() -> None:
             raise
         _report_interrupt()
         sys.exit(130)
+    finally:
+        RECORD.stop()
 
 
 def _report_interrupt() -> None:

@@ -1,8 +1,8 @@
 """Safe output writing: every file is written to a temporary sibling and renamed into place.
 
-The process keeps a record (`RECORD`) of the folders it made, the output folders it was given and the files it
-put in place, so that the command line can say what an interrupted or failed run kept and remove the output
-folders it made and left empty.
+While the command line runs, the process keeps a record (`RECORD`) of the folders it made, the output folders
+it was given and the files it put in place, so that it can say what an interrupted or failed run kept and remove
+the output folders it made and left empty. (Off otherwise: a long Python loop over shapes keeps no list.)
 """
 
 from __future__ import annotations
@@ -24,17 +24,28 @@ class OutputError(UserError, OSError):
 
 @dataclass
 class WriteRecord:
-    """What this process made: `folders` created (parents first), `outputs` (the folders commands write their
-    results into, see `check_writable_dir`) and `files` put in place (by `atomic_path` and `write_all`)."""
+    """What this process made while `active`: `folders` created (parents first), `outputs` (the folders commands
+    write their results into, see `check_writable_dir`) and `files` put in place (by `atomic_path` and
+    `write_all`)."""
 
     folders: list[Path] = field(default_factory=list)
     outputs: list[Path] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    active: bool = False
 
-    def reset(self) -> None:
+    def start(self) -> None:
+        """Record from now on, from nothing."""
         self.folders.clear()
         self.outputs.clear()
         self.files.clear()
+        self.active = True
+
+    def stop(self) -> None:
+        self.active = False
+
+    def add(self, what: list[Path], *paths: Path) -> None:
+        if self.active:
+            what.extend(paths)
 
     def _in_outputs(self, path: Path) -> bool:
         return any(path == o or o in path.parents for o in self.outputs)
@@ -56,8 +67,9 @@ class WriteRecord:
 RECORD = WriteRecord()
 
 
-def make_dirs(path: str | Path) -> Path:
-    """`path.mkdir(parents=True, exist_ok=True)`, recording the folders it creates in `RECORD`."""
+def make_dirs(path: str | Path) -> list[Path]:
+    """`path.mkdir(parents=True, exist_ok=True)`; returns the folders it created, parents first (also recorded
+    in `RECORD`)."""
     path = Path(path)
     missing = []
     probe = path
@@ -65,8 +77,8 @@ def make_dirs(path: str | Path) -> Path:
         missing.append(probe)
         probe = probe.parent
     path.mkdir(parents=True, exist_ok=True)
-    RECORD.folders.extend(reversed(missing))
-    return path
+    RECORD.add(RECORD.folders, *reversed(missing))
+    return missing[::-1]
 
 
 @contextlib.contextmanager
@@ -87,7 +99,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.replace(tmp_path, path)
         except OSError as exc:  # a folder (or something else unreplaceable) appeared at `path`
             raise OutputError(f"{path}: cannot write the file there ({exc.strerror or exc})") from exc
-        RECORD.files.append(path)
+        RECORD.add(RECORD.files, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -115,18 +127,17 @@ def check_writable_dir(path: str | Path) -> Path:
     both: nothing is left until something is written) and record it as an output folder (`RECORD`); raise
     OutputError if not."""
     path = Path(path)
-    made = len(RECORD.folders)
+    made: list[Path] = []
     try:
-        make_dirs(path)
+        made = make_dirs(path)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".partdistill-probe-"):
             pass
     except OSError as exc:
         raise OutputError(f"{path}: cannot write here ({exc.strerror or exc})") from exc
     finally:
-        for folder in reversed(RECORD.folders[made:]):
+        for folder in reversed(made):
             folder.rmdir()
-        del RECORD.folders[made:]
-    RECORD.outputs.append(path)
+    RECORD.add(RECORD.outputs, path)
     return path
 
 

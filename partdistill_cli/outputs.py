@@ -483,7 +483,7 @@ def _complete(journal: Path, renames: list) -> None:
                 f"{folder / target}: cannot put the new file in place ({exc.strerror or exc}); the next run "
                 "writing into this folder completes the set"
             ) from exc
-        RECORD.files.append(folder / target)
+        RECORD.add(RECORD.files, folder / target)
     journal.unlink(missing_ok=True)
 
 

@@ -179,6 +179,10 @@ def test_settings_are_checked_when_the_config_is_made(settings, message):
     assert message in str(err.value)
 
 
+def test_the_old_name_of_a_method_is_the_method():
+    assert SegmentConfig(method="vote").method == "vote-fill"
+
+
 def test_segmenter_refuses_cuda_where_there_is_none():
     import torch
 
