@@ -312,7 +312,8 @@ def write_knowledge(knowledge: Knowledge, path: Path, teacher: Teacher | None = 
             card = {
                 "format": KNOWLEDGE_CARD_FORMAT,
                 "teacher": teacher.name,
-                "weights": dict(teacher.weights),
+                # A teacher registered from outside may predate `Teacher.weights`.
+                "weights": dict(getattr(teacher, "weights", {})),
                 "parts": list(knowledge.parts),
                 "points": knowledge.n_points,
                 "units": knowledge.n_units,
