@@ -158,8 +158,20 @@ def run_with_fake_open3d(tmp_path, init: str, *args):
     path = os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": path, "PARTDISTILL_CACHE": str(tmp_path), "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "partdistill_cli.cli", *map(str, args)], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "partdistill_cli.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    # A shell starts background jobs with SIGINT ignored, and a child inherits that; Python then installs no
+    # KeyboardInterrupt handler. Reset it so the run reacts to Ctrl-C as in a terminal, wherever the tests run.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_missing_libusb_is_one_line_naming_the_package(tmp_path, box_file):
