@@ -29,13 +29,13 @@ SAMPLE = HERE.parent / "partdistill_cli" / "assets" / "samples" / "chair"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--method", choices=["vote", "full"], default="full")
+    parser.add_argument("--method", choices=["vote-fill", "full"], default="full")
     args = parser.parse_args()
     item = load_dataset(SAMPLE, "labeled-mesh", n_points=4096)[0]
     teacher = SimulatedTeacher(item.primitive_labels, load_noise("default"), shape_seed=0)
     result = teach(item.shape, teacher, item.parts, RenderSettings(n_views=6, resolution=256), item.category)
     Image.fromarray(contact_sheet(result.views.rgb, columns=6)).save(HERE / "views.png")
-    if args.method == "vote":
+    if args.method == "vote-fill":
         from partdistill_cli.knowledge import face_labels_from_points
         from partdistill_cli.vote import vote
 

@@ -33,7 +33,7 @@ class Segmenter(Pipeline):
         config: a `SegmentConfig`, or
         **settings: its fields as keywords (teacher, weights, threshold, render, points, method, student,
             finetune_steps, epochs, other, seed, device, cache_dir), e.g.
-            `Segmenter(teacher="clipseg", weights={"clipseg": "/models/clipseg"}, method="vote")`.
+            `Segmenter(teacher="clipseg", weights={"clipseg": "/models/clipseg"}, method="vote-fill")`.
         verbose: report progress on the console (stderr).
 
     Raises `errors.ConfigError` for a bad setting and for the simulated teacher, which reads ground truth

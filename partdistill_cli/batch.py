@@ -58,10 +58,10 @@ class BatchError(UserError):
 
 @dataclass(frozen=True)
 class BatchInput:
-    """One shape file of a batch.
+    """One shape of a batch: a shape file or a PartNet-Mobility object folder.
 
     Attributes:
-        path: the file (absolute; it need not exist: a listed file that is missing fails at its load).
+        path: the file or folder (absolute; it need not exist: a listed file that is missing fails at its load).
         rel: its place under the inputs' common root; its outputs go to `OUT / rel.parent`, named `rel.stem`.
     """
 
@@ -70,18 +70,27 @@ class BatchInput:
 
     @property
     def name(self) -> str:
-        return self.path.stem
+        """The stem of its outputs: the file's stem, or an object folder's name (as `datasets.load_source` names
+        its shape)."""
+        return self.path.name if self.path.is_dir() else self.path.stem
 
     def out_dir(self, out: Path) -> Path:
         return Path(out) / self.rel.parent
 
 
 def is_batch(sources: Sequence[str | Path]) -> bool:
-    """Whether `segment`'s arguments name a batch: several of them, or one folder, glob or @list."""
+    """Whether `segment`'s arguments name a batch: several of them, or one folder (not a PartNet-Mobility object
+    folder, which is one shape), glob or @list."""
     if len(sources) != 1:
         return True
+    from partdistill_cli.datasets import is_object_folder
+
     source = str(sources[0])
-    return source.startswith("@") or Path(source).is_dir() or (_is_glob(source) and not Path(source).exists())
+    if source.startswith("@"):
+        return True
+    if Path(source).is_dir():
+        return not is_object_folder(source)  # a PartNet-Mobility object folder is one shape
+    return _is_glob(source) and not Path(source).exists()
 
 
 def _is_glob(source: str) -> bool:
@@ -101,7 +110,8 @@ def _glob_root(pattern: str) -> Path:
 def _expand(source: str, out: Path) -> tuple[list[Path], Path]:
     """The files one argument names (absolute, unresolved: a link keeps its place in the tree), and the folder
     they mirror from."""
-    from partdistill_cli.shapes import find_shape_files, is_shape_file
+    from partdistill_cli.datasets import is_object_folder
+    from partdistill_cli.shapes import is_shape_file
 
     if source.startswith("@"):
         listing = Path(source[1:])
@@ -115,8 +125,10 @@ def _expand(source: str, out: Path) -> tuple[list[Path], Path]:
         files = [Path(os.path.abspath(listing.parent / entry)) for entry in entries]
         return files, Path(os.path.commonpath([f.parent for f in files]))
     path = Path(source)
+    if is_object_folder(path):
+        return [Path(os.path.abspath(path))], Path(os.path.abspath(path.parent))
     if path.is_dir():
-        files = [Path(os.path.abspath(f)) for f in find_shape_files(path, skip=out)]
+        files = [Path(os.path.abspath(f)) for f in _shapes_in(path, out)]
         if not files:
             raise InputError(f"{path}: the folder holds no shape files")
         return files, Path(os.path.abspath(path))
@@ -125,11 +137,30 @@ def _expand(source: str, out: Path) -> tuple[list[Path], Path]:
     if _is_glob(source):
         skip = Path(out).resolve()
         matches = [Path(os.path.abspath(m)) for m in sorted(glob.glob(source, recursive=True))]
-        files = [m for m in matches if m.is_file() and is_shape_file(m) and not m.resolve().is_relative_to(skip)]
+        files = [m for m in matches if ((m.is_file() and is_shape_file(m)) or is_object_folder(m))
+                 and not m.resolve().is_relative_to(skip)]  # fmt: skip
         if not files:
             raise InputError(f"{source}: matches no shape files")
         return files, _glob_root(source)
     raise InputError(f"{source}: no such file or folder")
+
+
+def _shapes_in(folder: Path, out: Path) -> list[Path]:
+    """The shapes under `folder`: its shape files (`shapes.find_shape_files`) and PartNet-Mobility object folders
+    (each one shape: the part meshes inside are not shapes of their own), sorted."""
+    from partdistill_cli.datasets import is_object_folder
+    from partdistill_cli.shapes import find_shape_files
+
+    skip = Path(out).resolve()
+    objects: list[Path] = []
+    for sub in sorted(p for p in folder.rglob("*") if p.is_dir()):
+        inside = sub.relative_to(folder).parts
+        if any(part.startswith(".") for part in inside) or sub.resolve().is_relative_to(skip):
+            continue
+        if not any(sub.is_relative_to(o) for o in objects) and is_object_folder(sub):
+            objects.append(sub)
+    files = [f for f in find_shape_files(folder, skip=out) if not any(f.is_relative_to(o) for o in objects)]
+    return sorted(files + objects)
 
 
 def find_inputs(sources: Sequence[str | Path], out: Path) -> list[BatchInput]:
@@ -414,7 +445,9 @@ def _write_failures(out: Path, failures: list[Failure]) -> None:
 
 class _OutLock:
     """An exclusive lock on OUT for the run: two batches writing one folder would redo and race on each other's
-    shapes. flock is released by the kernel when the process ends, however it ends."""
+    shapes. flock is released by the kernel when the process ends, however it ends. The lock file is removed
+    when the run ends (a run that wrote nothing leaves no folder behind), so a run that opened it just before
+    checks, once it holds the lock, that it still is the file at that path."""
 
     def __init__(self, out: Path) -> None:
         self.path = Path(out) / LOCK_NAME
@@ -423,17 +456,26 @@ class _OutLock:
     def __enter__(self) -> _OutLock:
         import fcntl
 
-        self._file = open(self.path, "a+")  # noqa: SIM115 (held open for the lock's life)
-        try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            self._file.close()
-            raise InputError(
-                f"{self.path.parent}: another partdistill batch is writing there; wait for it or pass another --out"
-            ) from exc
-        return self
+        while True:
+            file = open(self.path, "a+")  # noqa: SIM115 (held open for the lock's life)
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                file.close()
+                raise InputError(
+                    f"{self.path.parent}: another partdistill batch is writing there; wait for it or pass another --out"
+                ) from exc
+            try:
+                current = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(file.fileno()).st_ino:
+                self._file = file
+                return self
+            file.close()  # the run that held it removed it meanwhile: lock the new one
 
     def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
         self._file.close()
 
 
@@ -450,10 +492,11 @@ def segment_batch(
 ) -> BatchReport:
     """Segment every shape of `inputs` into `outputs.out` (mirroring their tree), models loaded once.
 
-    Shapes done before are skipped, failures are recorded in OUT/failures.json (rewritten by every run: the
-    failures of the last one) and the batch goes on. Returns the report; the caller decides the exit status.
+    Shapes done before are skipped, failures are recorded in OUT/failures.json (the failures of the last run:
+    an earlier run's file is removed when this one starts, as its failed shapes are tried again) and the batch
+    goes on. Returns the report; the caller decides the exit status.
     """
-    from partdistill_cli.io_utils import check_writable_dir
+    from partdistill_cli.io_utils import check_writable_dir, make_dirs
     from partdistill_cli.outputs import output_paths
     from partdistill_cli.parts import PartList
     from partdistill_cli.pipeline import normalise_category
@@ -463,6 +506,7 @@ def segment_batch(
     category = normalise_category(category)
     part_list = PartList.parse(parts, category, config.other)
     out = check_writable_dir(outputs.out)
+    make_dirs(out)
     expected = expected_meta(config, part_list, category)
     report = BatchReport(len(inputs))
     started = time.perf_counter()
@@ -479,6 +523,7 @@ def segment_batch(
         return note
 
     with _OutLock(out):
+        (out / FAILURES_NAME).unlink(missing_ok=True)
         todo: list[BatchInput] = []
         for item in inputs:
             try:
@@ -493,7 +538,6 @@ def segment_batch(
                 f"{len(report.skipped)} of {len(inputs)} shapes were segmented before with these settings: skipped "
                 "(--overwrite redoes them)"
             )
-        _write_failures(out, report.failed)
         jobs = [Job(i, item.path, part_list, category, str(item.rel), need_views=outputs.explain)
                 for i, item in enumerate(todo)]  # fmt: skip
         if jobs:

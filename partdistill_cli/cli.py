@@ -6,9 +6,30 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.core import TyperCommand
 
 from partdistill_cli import __version__
 from partdistill_cli.commands import doctor, evaluate, export, render, segment, train
+
+
+class Command(TyperCommand):
+    """A command whose help shows no type after a flag (a flag takes no value: typer prints `<bool>`, which
+    invites `--preview true`, which is refused) and names its arguments in capitals, as the help text does
+    (SHAPE; typer's usage line would say `{shape}`)."""
+
+    # typer carries its own copy of click, so parameters are told apart by their kind, not their class.
+    def get_params(self, ctx: typer.Context) -> list:
+        params = super().get_params(ctx)
+        for param in params:
+            if param.param_type_name == "option" and param.is_flag and not param.count:
+                param.metavar = ""
+            elif param.param_type_name == "argument" and param.metavar is None:
+                param.metavar = param.name.upper()
+        return params
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        return [piece.removeprefix("{").removesuffix("}") for piece in super().collect_usage_pieces(ctx)]
+
 
 app = typer.Typer(
     name="partdistill",
@@ -36,30 +57,57 @@ def _root(
     """Segment 3D shapes into named parts with no 3D labels (PartDistill)."""
 
 
-app.command("segment")(segment.segment)
-app.command("render")(render.render)
-app.command("evaluate")(evaluate.evaluate)
-app.command("train-category")(train.train_category)
-app.command("export")(export.export)
-app.command("doctor")(doctor.doctor)
+app.command("segment", cls=Command)(segment.segment)
+app.command("render", cls=Command)(render.render)
+app.command("evaluate", cls=Command)(evaluate.evaluate)
+app.command("train-category", cls=Command)(train.train_category)
+app.command("export", cls=Command)(export.export)
+app.command("doctor", cls=Command)(doctor.doctor)
 
 
 def main() -> None:
-    """Console-script entry point: user errors become one line on stderr and exit code 1."""
+    """Console-script entry point: user errors become one line on stderr and exit code 1; a Ctrl-C becomes one
+    line saying what was kept, and exit code 130. Either way, output folders this run made and left empty are
+    removed."""
     from partdistill_cli.errors import UserError
+    from partdistill_cli.io_utils import RECORD
 
+    RECORD.start()
     try:
         app()
     except UserError as exc:
         from partdistill_cli.console import console
 
+        RECORD.remove_empty_outputs()
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         sys.exit(1)
+    except SystemExit as exc:
+        # typer turns a KeyboardInterrupt into a silent exit 130 before it gets here.
+        if exc.code == 130 and _interrupted(exc):
+            _report_interrupt()
+        raise
     except (KeyboardInterrupt, ImportError) as exc:
         if isinstance(exc, ImportError) and not _interrupted(exc):
             raise
-        print("interrupted", file=sys.stderr)
+        _report_interrupt()
         sys.exit(130)
+    finally:
+        RECORD.stop()
+
+
+def _report_interrupt() -> None:
+    """One line on stderr: that the run was interrupted, and the output files it had already put in place."""
+    from partdistill_cli.io_utils import RECORD
+
+    RECORD.remove_empty_outputs()
+    kept = RECORD.written_outputs()
+    if not kept:
+        print("interrupted; nothing was written", file=sys.stderr)
+        return
+    from partdistill_cli.console import counted
+
+    shown = ", ".join(map(str, kept[:3])) + (f" and {len(kept) - 3} more" if len(kept) > 3 else "")
+    print(f"interrupted; kept {counted(len(kept), 'file')} written before it: {shown}", file=sys.stderr)
 
 
 def _interrupted(exc: BaseException) -> bool:

@@ -25,8 +25,11 @@ VIEWS_RANGE = (1, 64)
 RESOLUTION_RANGE = (64, 2048)
 POINTS_RANGE = (16, 1_000_000)
 UP_AXES: tuple[str, ...] = ("x", "y", "z")
-Method = Literal["full", "forward", "vote"]
-METHODS: tuple[str, ...] = ("full", "forward", "vote")
+Method = Literal["full", "forward", "vote-fill"]
+METHODS: tuple[str, ...] = ("full", "forward", "vote-fill")
+# Older names of methods, still accepted: segment's back-projection votes were called "vote", which `evaluate`
+# uses for the votes without filling the unseen points.
+METHOD_ALIASES = {"vote": "vote-fill"}
 STUDENT_CHOICES: tuple[str, ...] = ("auto", "none")
 
 
@@ -85,7 +88,8 @@ class SegmentConfig:
         threshold: the teacher's confidence threshold in [0, 1]; None: the teacher's default.
         render: how the shape is looked at.
         points: surface samples drawn from a mesh (a point cloud keeps its own points).
-        method: "full" (student, forward + backward distillation), "forward" or "vote" (back-projection votes).
+        method: "full" (student, forward + backward distillation), "forward", or "vote-fill" (back-projection
+            votes, unseen points from their nearest voted point; "vote" is an older name of it).
         student: "auto" (a cached category student matching category, parts and teacher, else distill one on
             the shape), "none" (always distill on the shape), or the path of a student (.safetensors + card).
         finetune_steps: with a cached student, fine-tune epochs on the shape's own knowledge.
@@ -119,6 +123,7 @@ class SegmentConfig:
             raise ConfigError(f"render must be a RenderSettings, got {type(self.render).__name__}")
         self.render.check()
         _check_range("points", self.points, POINTS_RANGE)
+        object.__setattr__(self, "method", METHOD_ALIASES.get(self.method, self.method))
         _check_choice("method", self.method, METHODS)
         _check_choice("other", self.other, OTHER_MODES)
         if str(self.student) not in STUDENT_CHOICES and not Path(self.student).exists():

@@ -19,3 +19,9 @@ def progress(transient: bool = False) -> Progress:
         console=console,
         transient=transient,
     )
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """`n` and `noun` in agreement, thousands separated: "1 view", "3 views", "10,000 points", "2 bodies" (with
+    `plural`)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

@@ -495,16 +495,48 @@ def _load_partnet_mobility(path: Path, category: str | None, n_points: int, seed
         cat, parts, objs = _partnet_result_json(folder)
     if category is not None and cat.lower() != category.strip().lower():
         return []
-    vertices, faces, labels, offset = [], [], [], 0
-    for obj_file, label in objs:
+    shape, face_counts = _merge_part_meshes(folder, [obj for obj, _ in objs], n_points, seed)
+    face_labels = np.repeat(np.array([label for _, label in objs], dtype=np.int64), face_counts)
+    return [LabeledShape(shape, face_labels[shape.face_ids], face_labels, cat, parts, folder.name)]
+
+
+def _merge_part_meshes(folder: Path, obj_files: list[str], n_points: int, seed: int) -> tuple[Shape, list[int]]:
+    """One mesh `Shape` named after `folder` of its part OBJs, concatenated in the order given (faces in each
+    file's order), and each part's face count."""
+    vertices, faces, counts, offset = [], [], [], 0
+    for obj_file in obj_files:
         v, f = read_mesh(folder / obj_file)
         vertices.append(v)
         faces.append(f + offset)
-        labels.append(np.full(len(f), label, dtype=np.int64))
+        counts.append(len(f))
         offset += len(v)
-    face_labels = np.concatenate(labels)
     shape = from_mesh(np.concatenate(vertices), np.concatenate(faces), n_points, seed, name=folder.name, source=folder)
-    return [LabeledShape(shape, face_labels[shape.face_ids], face_labels, cat, parts, folder.name)]
+    return shape, counts
+
+
+def is_object_folder(path: str | Path) -> bool:
+    """Whether `path` is a PartNet-Mobility object folder, which `load_source` reads as one shape."""
+    path = Path(path)
+    return path.is_dir() and _looks_like(path, "partnet-mobility")
+
+
+def load_source(path: str | Path, n_points: int = 2048, seed: int = 0) -> Shape:
+    """A shape to segment or render: a mesh or point-cloud file (`shapes.load_shape`), or a PartNet-Mobility
+    object folder (parts.json, or result.json + textured_objs/), its part meshes merged as `evaluate` reads them
+    (same face order, same samples), named after the folder. Raises ShapeError / DatasetError (UserErrors)."""
+    path = Path(path)
+    if not path.is_dir():
+        return load_shape(path, n_points=n_points, seed=seed)
+    if (path / "parts.json").is_file():
+        objs = [obj for obj, _ in _partnet_parts_json(path)[2]]
+    elif _looks_like(path, "partnet-mobility"):
+        objs = [f"textured_objs/{o}.obj" for _, names in _partnet_leaves(path) for o in names]
+    else:
+        raise ShapeError(
+            f"{path}: is a folder, expected a shape file or a PartNet-Mobility object folder (parts.json, or "
+            "result.json beside textured_objs/)"
+        )
+    return _merge_part_meshes(path, objs, n_points, seed)[0]
 
 
 def _read_json(path: Path):
@@ -532,15 +564,9 @@ def _partnet_parts_json(folder: Path) -> tuple[str, list[str], list[tuple[str, i
     return category, parts, objs
 
 
-def _partnet_result_json(folder: Path) -> tuple[str, list[str], list[tuple[str, int]]]:
-    """From PartNet's result.json + meta.json: leaves labelled by the PartNetE rule (see PARTNETE_SYNONYMS).
-
-    When the category has no PartNetE list, the leaf names themselves become the parts.
-    """
-    meta = _read_json(folder / "meta.json") if (folder / "meta.json").is_file() else {}
-    category = meta.get("model_cat") if isinstance(meta, dict) else None
-    if not category:
-        raise DatasetError(f"{folder}: meta.json with 'model_cat' is needed to know the object's category")
+def _partnet_leaves(folder: Path) -> list[tuple[list[str], list[str]]]:
+    """The leaves of PartNet's result.json part tree that list OBJ files, in document order: (node names from
+    the root down, OBJ names)."""
     tree = _read_json(folder / "result.json")
     leaves: list[tuple[list[str], list[str]]] = []
 
@@ -558,6 +584,19 @@ def _partnet_result_json(folder: Path) -> tuple[str, list[str], list[tuple[str, 
         raise DatasetError(f"{folder / 'result.json'}: malformed part tree ({exc})") from exc
     if not leaves:
         raise DatasetError(f"{folder / 'result.json'}: no leaf lists OBJ files")
+    return leaves
+
+
+def _partnet_result_json(folder: Path) -> tuple[str, list[str], list[tuple[str, int]]]:
+    """From PartNet's result.json + meta.json: leaves labelled by the PartNetE rule (see PARTNETE_SYNONYMS).
+
+    When the category has no PartNetE list, the leaf names themselves become the parts.
+    """
+    meta = _read_json(folder / "meta.json") if (folder / "meta.json").is_file() else {}
+    category = meta.get("model_cat") if isinstance(meta, dict) else None
+    if not category:
+        raise DatasetError(f"{folder}: meta.json with 'model_cat' is needed to know the object's category")
+    leaves = _partnet_leaves(folder)
     key = _find_key(partnete_vocabulary(), category)
     if key is not None:
         parts = list(partnete_vocabulary()[key])

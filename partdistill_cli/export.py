@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from partdistill_cli.console import counted
 from partdistill_cli.errors import UserError
 from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir
 from partdistill_cli.outputs import (
@@ -300,7 +301,9 @@ def result_writers(result: SegmentResult, fmt: str, out_dir: Path) -> Writers:
     if fmt == "png":
         from partdistill_cli.preview import render_preview
 
-        image, _ = render_preview(result.shape, result.to_labels(), title=f"{name}: {len(result.parts)} parts")
+        image, _ = render_preview(
+            result.shape, result.to_labels(), title=f"{name}: {counted(len(result.parts), 'part')}"
+        )
         return {out_dir / f"{name}.preview.png": lambda tmp: image.save(tmp, format="PNG")}
     if fmt == "html":
         from partdistill_cli.viewer import explain_png_of, viewer_html, viewer_path

@@ -41,12 +41,14 @@ from partdistill_cli.colors import UNLABELED_COLOR as UNLABELED_COLOR
 from partdistill_cli.colors import colors_of, part_colors
 from partdistill_cli.errors import UserError
 from partdistill_cli.io_utils import (
+    RECORD,
     OutputError,
     atomic_path,
     check_not_overwriting,
     check_writable_dir,
     file_sha256,
     give_usual_permissions,
+    make_dirs,
 )
 from partdistill_cli.knowledge import Detection, Labels
 from partdistill_cli.shapes import Shape, triangle_areas
@@ -426,7 +428,7 @@ def write_all(writers: dict[Path, Callable[[Path], None]]) -> list[Path]:
     folder = paths[0].parent if paths else Path(".")
     if any(p.parent != folder for p in paths):
         raise ValueError("write_all writes the files of one folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     finish_writes(folder)
     temps: list[Path] = []
     try:
@@ -481,6 +483,7 @@ def _complete(journal: Path, renames: list) -> None:
                 f"{folder / target}: cannot put the new file in place ({exc.strerror or exc}); the next run "
                 "writing into this folder completes the set"
             ) from exc
+        RECORD.add(RECORD.files, folder / target)
     journal.unlink(missing_ok=True)
 
 

@@ -119,6 +119,15 @@ def render_stage(config: SegmentConfig, store: KnowledgeStore | None, threads: i
     return worker_pipeline(config, store, threads).render(shape)
 
 
+@dataclass(frozen=True)
+class TeacherIdentity:
+    """What the knowledge cache needs of the actors' teacher, which stays in its actors: its `name` (the cache
+    key) and its `weights` (`Teacher.weights`, for the entry's card)."""
+
+    name: str
+    weights: dict[str, str]
+
+
 def lift_stage(
     config: SegmentConfig,
     store: KnowledgeStore | None,
@@ -128,14 +137,14 @@ def lift_stage(
     detections: list[Detection],
     parts: PartList,
     category: str | None,
-    teacher_name: str,
+    teacher: TeacherIdentity,
     keep: bool,
 ) -> Knowledge:
     """The detections lifted to knowledge, kept in the (shared) cache when `keep`."""
     p = worker_pipeline(config, store, threads)
     knowledge = p.lift(views, detections, parts)
     if keep:
-        p.keep(knowledge, shape, parts, category, teacher_name)
+        p.keep(knowledge, shape, parts, category, teacher)
     return knowledge
 
 
@@ -184,10 +193,12 @@ class TeacherWorker:
         self.name = self.pipeline.teacher.name
 
     def describe(self) -> dict:
-        """The teacher's name (its weights and settings), where it runs, and this worker's partdistill version."""
+        """The teacher's name (its weights and settings) and weights, where it runs, and this worker's partdistill
+        version."""
         from partdistill_cli import __version__
 
-        return {"teacher": self.name, "device": self.pipeline.device, "version": __version__}
+        weights = dict(getattr(self.pipeline.teacher, "weights", {}))  # a teacher from outside may have none
+        return {"teacher": self.name, "weights": weights, "device": self.pipeline.device, "version": __version__}
 
     def render(self, shape: Shape) -> Views:
         return self.pipeline.render(shape)
@@ -248,6 +259,7 @@ class RayRunner:
         self.store = store
         self.progress = progress if progress is not None else Reporter(enabled=False)
         self.teacher_name = ""
+        self._teacher = TeacherIdentity("", {})
         self._ray = None
         self._started_ray = False
         self._actors: list = []
@@ -341,6 +353,7 @@ class RayRunner:
                 "same version on every node"
             )
         self.teacher_name = described[0]["teacher"] if described else ""
+        self._teacher = TeacherIdentity(self.teacher_name, described[0]["weights"] if described else {})
         task = {"max_retries": 1}
         self._load = ray.remote(load_stage).options(num_cpus=1, num_returns=2, **task)
         self._render = ray.remote(render_stage).options(num_cpus=1, **task)
@@ -464,7 +477,7 @@ class RayRunner:
         flight.views = views
         flight.detections = actor.detect.remote(views, list(job.parts.asked), job.category)
         return self._lift.remote(*self._args, flight.shape, views, flight.detections, job.parts, job.category,
-                                 self.teacher_name, job.cache)  # fmt: skip
+                                 self._teacher, job.cache)  # fmt: skip
 
     def _after_teach(self, flight: _Flight, taught: Any) -> Any:
         """After teaching (`taught`: Knowledge from the actors or the cache, a TeachResult from a per-shape
@@ -491,4 +504,4 @@ class RayRunner:
                                   input_path)  # fmt: skip
 
 
-__all__ = ["RayRunner", "TeacherWorker", "import_ray", "local_ray_options"]
+__all__ = ["RayRunner", "TeacherIdentity", "TeacherWorker", "import_ray", "local_ray_options"]

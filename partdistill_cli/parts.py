@@ -92,3 +92,16 @@ class PartList:
         if not names:
             raise PartsError("give the part names with --parts (e.g. --parts arm,back,seat,leg) or a known --category")
         return PartList(tuple(names), background=other == "on" or (other == "auto" and len(names) == 1))
+
+
+def spaces_warning(parts: str | Sequence[str] | None) -> str | None:
+    """A warning when a `--parts` string holds no comma but a name with spaces (`"arm back"`): that is one part
+    named "arm back", which is rarely what was meant. Names are separated by commas only, because part names
+    may hold spaces ("door handle"); None when there is nothing to warn about."""
+    if not isinstance(parts, str) or "," in parts or len(parts.split()) < 2:
+        return None
+    name = parts.strip()
+    return (
+        f"--parts {parts!r} is one part named {name!r}: part names are separated by commas "
+        f"(--parts {','.join(name.split())}); spaces inside a name are kept"
+    )

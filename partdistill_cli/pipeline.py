@@ -21,16 +21,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from partdistill_cli.config import RenderSettings, SegmentConfig
+from partdistill_cli.console import counted
+from partdistill_cli.datasets import load_source
 from partdistill_cli.device import resolve_device
 from partdistill_cli.errors import ConfigError, UserError
 from partdistill_cli.knowledge import Detection, Knowledge, Labels, face_labels_from_points
 from partdistill_cli.lift import MIN_COMPONENT_PX, lift
 from partdistill_cli.outputs import SegmentResult, make_result
-from partdistill_cli.parts import BACKGROUND_PART, PartList
+from partdistill_cli.parts import BACKGROUND_PART, PartList, spaces_warning
 from partdistill_cli.progress import Reporter
 from partdistill_cli.render import render, resolve_renderer
 from partdistill_cli.render.base import Views
-from partdistill_cli.shapes import Shape, ShapeError, from_mesh, from_points, load_shape
+from partdistill_cli.shapes import Shape, ShapeError, from_mesh, from_points
 from partdistill_cli.store import KnowledgeStore, check_cache_root, find_student, load_student
 from partdistill_cli.teachers import make_teacher
 from partdistill_cli.teachers.base import Teacher
@@ -131,9 +133,9 @@ def save_teach_result(result: TeachResult, folder: Path) -> None:
     tools can be fed the same 2D knowledge. Masks are stored bit-packed."""
     import json
 
-    from partdistill_cli.io_utils import atomic_path, write_text
+    from partdistill_cli.io_utils import atomic_path, make_dirs, write_text
 
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     write_text(folder / "cameras.json", json.dumps([c.to_dict() for c in result.views.cameras], indent=1))
     with atomic_path(folder / "pixel_map.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, result.views.pixel_of_point)
@@ -256,17 +258,25 @@ class Pipeline:
 
     def parts(self, parts: str | list[str] | None, category: str | None = None) -> PartList:
         """The part list asked for (names or a comma-separated string; default: the category's known parts),
-        with the background part as `config.other` says. Raises `parts.PartsError`."""
+        with the background part as `config.other` says. Raises `parts.PartsError`. A string of several words
+        and no comma is one part, with a warning on the console (even when not verbose: it is no progress
+        report)."""
+        warning = spaces_warning(parts)
+        if warning is not None:
+            from partdistill_cli.console import console
+
+            console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
         return PartList.parse(parts, category, self.config.other)
 
     # -- stages -------------------------------------------------------------------------------------------
 
     def load(self, source: str | Path | Any, name: str | None = None) -> Shape:
-        """The `Shape` of `source`: a mesh or point-cloud file, a trimesh.Trimesh / PointCloud, or an (N, 3) /
-        (N, 6) float array (xyz [+ normals], in the caller's coordinates). Meshes get `config.points` surface
-        samples drawn with `config.seed`. Checks that the configured renderer can draw it (UserError if not)."""
+        """The `Shape` of `source`: a mesh or point-cloud file, a PartNet-Mobility object folder (its part meshes
+        merged, see `datasets.load_source`), a trimesh.Trimesh / PointCloud, or an (N, 3) / (N, 6) float array
+        (xyz [+ normals], in the caller's coordinates). Meshes get `config.points` surface samples drawn with
+        `config.seed`. Checks that the configured renderer can draw it (UserError if not)."""
         if isinstance(source, (str, Path)):
-            shape = load_shape(source, n_points=self.config.points, seed=self.config.seed)
+            shape = load_source(source, n_points=self.config.points, seed=self.config.seed)
         else:
             shape = shape_of(source, self.config.points, self.config.seed)
         if name is not None:
@@ -304,14 +314,15 @@ class Pipeline:
         if cached is not None:
             result = TeachResult(None, [], cached, t.name)
         else:
-            with self._status(f"rendering {self.config.render.n_views} views and asking the teacher"):
+            with self._status(f"rendering {counted(self.config.render.n_views, 'view')} and asking the teacher"):
                 views = self.render(shape)
                 detections = t.detect(views, list(parts.asked), category)
                 result = TeachResult(views, detections, self.lift(views, detections, parts), t.name)
             if cache:
-                self.keep(result.knowledge, shape, parts, category, t.name)
+                self.keep(result.knowledge, shape, parts, category, t)
         self._say(
-            f"{result.knowledge.n_units} pieces of 2D knowledge from {self.config.render.n_views} views ({t.name})"
+            f"{counted(result.knowledge.n_units, 'piece')} of 2D knowledge from "
+            f"{counted(self.config.render.n_views, 'view')} ({t.name})"
         )
         return result
 
@@ -338,11 +349,10 @@ class Pipeline:
         part's units when `parts` has it)."""
         return lift_knowledge(detections, views, list(parts.asked), parts.background)
 
-    def keep(
-        self, knowledge: Knowledge, shape: Shape, parts: PartList, category: str | None, teacher_name: str
-    ) -> None:
-        """Store `knowledge` where `cached` finds it."""
-        self.store.save(knowledge, self.knowledge_path(shape, parts, category, teacher_name))
+    def keep(self, knowledge: Knowledge, shape: Shape, parts: PartList, category: str | None, teacher: Teacher) -> None:
+        """Store `knowledge` where `cached` finds it, with a card naming the `teacher` that made it and its weights
+        (anything with the teacher's `name` and `weights` will do: on Ray the teacher stays in its actor)."""
+        self.store.save(knowledge, self.knowledge_path(shape, parts, category, teacher.name), teacher)
 
     def distill_config(self) -> DistillConfig:
         """The student settings: defaults, `config.seed`, `config.epochs` and the pipeline's device."""
@@ -375,7 +385,7 @@ class Pipeline:
                 "try other part names, --category, more --views, or another --teacher"
             )
         method = self.config.method
-        if method == "vote":
+        if method == "vote-fill":
             from partdistill_cli.vote import vote
 
             labels = vote(knowledge, shape.points, fill=True)
@@ -387,7 +397,9 @@ class Pipeline:
         cached = self.student(knowledge.parts, category, teacher_name or self.teacher.name)
         if cached is not None:
             steps = self.config.finetune_steps
-            self._say("using a cached category student" + (f", fine-tuned for {steps} epochs" if steps else ""))
+            self._say(
+                "using a cached category student" + (f", fine-tuned for {counted(steps, 'epoch')}" if steps else "")
+            )
             if steps:
                 tune = replace(
                     self.distill_config(), min_forward_epochs=steps, max_forward_epochs=steps, backward_epochs=0

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from partdistill_cli.colors import UNLABELED_COLOR, colors_of, part_colors
+from partdistill_cli.console import counted
 from partdistill_cli.io_utils import atomic_path
 from partdistill_cli.knowledge import Detection, Labels
 from partdistill_cli.render.base import BACKGROUND, Views
@@ -134,8 +135,10 @@ def render_preview(
         r, c = divmod(v, cols)
         sheet.paste(Image.fromarray(tiles[v]), (c * resolution, title_h + r * resolution))
     draw = ImageDraw.Draw(sheet)
-    kind = f"{len(shape.faces)} faces" if shape.is_mesh else f"{shape.n_points} points"
-    draw.text((PAD, 5), title or f"{shape.name}: {len(labels.parts)} parts, {kind}", fill=TEXT, font=title_font)
+    kind = counted(len(shape.faces), "face") if shape.is_mesh else counted(shape.n_points, "point")
+    draw.text(
+        (PAD, 5), title or f"{shape.name}: {counted(len(labels.parts), 'part')}, {kind}", fill=TEXT, font=title_font
+    )
     _draw_legend(draw, entries, PAD, title_h + rows * resolution + PAD, width - 2 * PAD, font, line_h)
     meta = {"size": sheet.size, "legend": [e[0] for e in entries], "views": n_views}
     return sheet, meta

@@ -6,9 +6,12 @@ Layout under the cache root (`~/.cache/partdistill`, or `$PARTDISTILL_CACHE`, or
     students/<key>/card.json             what the student is: category, parts, teacher, settings, history
     knowledge/<fingerprint>/<key>.npz     a shape's lifted knowledge for one teacher / prompts / rendering
                                           (`KnowledgeStore`: `read_knowledge` / `write_knowledge`)
+    knowledge/<fingerprint>/<key>.json    its card: the teacher and the weights that made it
 
 A student's key hashes (category, ordered parts, teacher, student settings), so another part list, part order or
-teacher never reuses a student. Files are written atomically (the card last, so a half-written entry has no
+teacher never reuses a student. A teacher's name carries what identifies its weights' content (a Hub revision, a
+checksum, or the names, sizes and times of local files), so knowledge and students made with other weights are
+never reused either. Files are written atomically (the card last, so a half-written entry has no
 card); an entry that cannot be read, belongs to something else or was written by an incompatible format is
 reported and skipped, never loaded blindly.
 """
@@ -31,11 +34,13 @@ if TYPE_CHECKING:
     from partdistill_cli.cameras import RenderSettings
     from partdistill_cli.shapes import Shape
     from partdistill_cli.student import DistillConfig, Student
+    from partdistill_cli.teachers.base import Teacher
 
 CACHE_ENV = "PARTDISTILL_CACHE"
 CARD_FORMAT = "partdistill-student/1"
 WEIGHTS_NAME = "student.safetensors"
 CARD_NAME = "card.json"
+KNOWLEDGE_CARD_FORMAT = "partdistill-knowledge-card/1"
 
 
 class StoreError(UserError, ValueError):
@@ -118,7 +123,7 @@ def save_student(student: Student, card: StudentCard, root: str | Path | None = 
     from safetensors.torch import save_file
 
     from partdistill_cli import __version__
-    from partdistill_cli.io_utils import atomic_path, write_text
+    from partdistill_cli.io_utils import atomic_path, make_dirs, write_text
 
     if list(card.parts) != list(student.parts):
         raise StoreError(f"the card lists parts {card.parts}, the student predicts {student.parts}")
@@ -139,7 +144,7 @@ def save_student(student: Student, card: StudentCard, root: str | Path | None = 
         }
     )
     entry = cache_root(root) / "students" / key
-    entry.mkdir(parents=True, exist_ok=True)
+    make_dirs(entry)
     (entry / CARD_NAME).unlink(missing_ok=True)
     with atomic_path(entry / WEIGHTS_NAME) as tmp:
         save_file(student.state_dict(), str(tmp), metadata={"format": CARD_FORMAT, "key": key})
@@ -271,6 +276,11 @@ def knowledge_path(
     return cache_root(root) / "knowledge" / shape_fingerprint / f"{key}.npz"
 
 
+def knowledge_card_path(path: Path) -> Path:
+    """The card of the knowledge cache entry at `path` (`.npz`): a JSON file beside it, for people to read."""
+    return path.with_suffix(".json")
+
+
 def read_knowledge(path: Path, n_points: int, parts: list[str] | None = None) -> Knowledge | None:
     """The knowledge cached at `path` if it covers `n_points` points (and has exactly `parts`, when given), else
     None. A corrupt entry, or something else in its place (a folder), is reported and ignored."""
@@ -288,13 +298,29 @@ def read_knowledge(path: Path, n_points: int, parts: list[str] | None = None) ->
     return knowledge
 
 
-def write_knowledge(knowledge: Knowledge, path: Path) -> None:
-    """Cache `knowledge` at `path` (atomically). An entry that cannot be written (a folder in the way, a full
-    disk) is reported and skipped: the run's result does not depend on the cache."""
+def write_knowledge(knowledge: Knowledge, path: Path, teacher: Teacher | None = None) -> None:
+    """Cache `knowledge` at `path` (atomically) and, given the `teacher` that made it, a card beside it
+    (`knowledge_card_path`) saying which teacher and which weights. An entry that cannot be written (a folder
+    in the way, a full disk) is reported and skipped: the run's result does not depend on the cache."""
+    from partdistill_cli import __version__
     from partdistill_cli.console import console
+    from partdistill_cli.io_utils import write_text
 
     try:
         knowledge.save(path)
+        if teacher is not None:
+            card = {
+                "format": KNOWLEDGE_CARD_FORMAT,
+                "teacher": teacher.name,
+                # A teacher registered from outside may predate `Teacher.weights`.
+                "weights": dict(getattr(teacher, "weights", {})),
+                "parts": list(knowledge.parts),
+                "points": knowledge.n_points,
+                "units": knowledge.n_units,
+                "version": __version__,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            write_text(knowledge_card_path(path), json.dumps(card, indent=1))
     except OSError as exc:
         console.print(
             f"[yellow]warning:[/] could not cache the teacher knowledge at {path} ({exc}); the next run will ask "
@@ -307,7 +333,8 @@ def write_knowledge(knowledge: Knowledge, path: Path) -> None:
 class KnowledgeStore:
     """Each shape's teacher knowledge, computed once and read back: the one place knowledge is cached.
 
-    An entry is keyed by the shape's geometry, the teacher (its name carries its weights and settings), the
+    An entry is keyed by the shape's geometry, the teacher (its name carries its settings and what identifies
+    the content of its weights: another model in the same folder is another key), the
     ordered part list with its background part, the rendering and the category (both shape the prompts and
     the views). Entries live in the cache (`root`, see `cache_root`), or, with `folder`, in that folder as
     `NAME.<shape>.<key>.npz` so that a user can keep a data set's knowledge beside it.
@@ -329,7 +356,7 @@ class KnowledgeStore:
         entry, or a folder in its place, is reported and treated as absent)."""
         return read_knowledge(path, shape.n_points, parts.names)
 
-    def save(self, knowledge: Knowledge, path: Path) -> None:
-        """Keep `knowledge` at `path` (see `write_knowledge`: an entry that cannot be written is reported and
-        skipped)."""
-        write_knowledge(knowledge, path)
+    def save(self, knowledge: Knowledge, path: Path, teacher: Teacher | None = None) -> None:
+        """Keep `knowledge` at `path`, with a card naming the `teacher` and its weights (see `write_knowledge`:
+        an entry that cannot be written is reported and skipped)."""
+        write_knowledge(knowledge, path, teacher)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from partdistill_cli import __version__
+from partdistill_cli.console import counted
 from partdistill_cli.outputs import UNLABELED_COLOR, SegmentResult
 
 VIEWER_SUFFIX = ".viewer.html"
@@ -110,9 +111,9 @@ def _script_json(doc: dict) -> str:
 
 
 def _summary(result: SegmentResult) -> str:
-    what = f"{len(result.labels):,} {'faces' if result.kind == 'mesh' else 'points'}"
+    what = counted(len(result.labels), "face" if result.kind == "mesh" else "point")
     made = [f"{k} {result.meta[k]}" for k in ("teacher", "method") if result.meta.get(k)]
-    return " · ".join([result.kind, what, f"{len(result.parts)} parts", *made])
+    return " · ".join([result.kind, what, counted(len(result.parts), "part"), *made])
 
 
 def viewer_html(result: SegmentResult, explain_png: bytes | None = None) -> str:
@@ -121,7 +122,7 @@ def viewer_html(result: SegmentResult, explain_png: bytes | None = None) -> str:
     return _fill(
         _asset("viewer.html"),
         VERSION=html.escape(__version__),
-        TITLE=html.escape(f"{result.name}: {len(result.parts)} parts (partdistill)"),
+        TITLE=html.escape(f"{result.name}: {counted(len(result.parts), 'part')} (partdistill)"),
         NAME=html.escape(result.name),
         SUMMARY=html.escape(_summary(result)),
         SHARE_OF="surface" if result.kind == "mesh" else "points",

@@ -7,14 +7,24 @@ variant name (vit_b, vit_l, vit_h: fetched once from Meta's official URL into `w
 against their published SHA-256) or a local .pth / .safetensors file. Nothing is unpickled: .pth files are read
 with `torch.load(weights_only=True)`, and remote code is never trusted. When weights are missing the error says
 which, and how to provide them; there is no fallback model.
+
+Before a teacher loads anything, `require_weights` checks all its weights at once: those on this machine need
+nothing; for the others the network is asked once (bounded to seconds), and if any cannot be had, one error lists
+every missing weight of the teacher with the ways to get each (rather than minutes of per-file retries against an
+unreachable hub, then an error about the first model only).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +33,7 @@ from partdistill_cli.device import DeviceError, resolve_device
 from partdistill_cli.errors import TeacherError
 from partdistill_cli.store import CACHE_ENV as CACHE_ENV
 from partdistill_cli.store import cache_root
-from partdistill_cli.teachers.specs import WEIGHT_SOURCES
+from partdistill_cli.teachers.specs import WEIGHT_SOURCES, WeightSource, teacher_spec
 from partdistill_cli.teachers.specs import option_env as option_env
 
 # The Hugging Face models the teachers load, keyed as in `teachers.specs.WEIGHT_SOURCES` (declared there once).
@@ -56,8 +66,9 @@ SAM_CHECKPOINTS = {
         "sam_vit_h_4b8939.pth", "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e", 2_564_550_879
     ),
 }
-SAM_ENV = WEIGHT_SOURCES["sam"].env
-SAM_DEFAULT = WEIGHT_SOURCES["sam"].default
+SAM_SOURCE = WEIGHT_SOURCES["sam"]
+SAM_ENV = SAM_SOURCE.env
+SAM_DEFAULT = SAM_SOURCE.default
 
 
 def weights_dir() -> Path:
@@ -96,17 +107,31 @@ def resolve_hub(key: str, option: str | None) -> str:
     return source
 
 
-def missing_hub_message(key: str, source: str, reason: str, option: str) -> str:
-    spec = HUB_MODELS[key]
+def missing_weight_message(spec: WeightSource, source: str, option: str, reason: str) -> str:
+    """One sentence: weights `source` of `spec` (a Hub id, SAM variant or absolute path) are missing because of
+    `reason`, and the ways to provide them: the `--option` flag, the environment variable and, for weights that
+    can be downloaded, the command that does it."""
     if Path(source).is_absolute():
+        if spec.kind == "sam":
+            return (
+                f"SAM checkpoint not found at {source} ({reason}); point --{option} FILE or {spec.env}=FILE at a "
+                "local .pth or .safetensors file, or use a variant name (vit_b, vit_l, vit_h)"
+            )
         return (
-            f"{spec.what} weights not found at {source} ({reason}). Give a directory written by "
-            f"save_pretrained, or a Hugging Face model id, with --{option} PATH or {spec.env}=PATH"
+            f"{spec.what} weights not found at {source} ({reason}); give a folder written by save_pretrained "
+            f"(safetensors), or a Hugging Face model id, with --{option} PATH or {spec.env}=PATH"
+        )
+    if spec.kind == "sam":
+        ckpt = SAM_CHECKPOINTS[source]
+        return (
+            f"SAM {source} checkpoint is not available ({reason}); download it while online with "
+            f"`curl -L -o {sam_cache_path(source)} {ckpt.url}` (or just run once online: it is fetched "
+            f"automatically), or point --{option} PATH or {spec.env}=PATH at a local .pth or .safetensors file"
         )
     return (
-        f"{spec.what} weights {source!r} are not available ({reason}). Download them while online with "
+        f"{spec.what} weights {source!r} are not available ({reason}); download them while online with "
         f"`hf download {source}` (they go to the Hugging Face cache; HF_HUB_OFFLINE=1 then works), or point "
-        f"--{option} PATH or {spec.env}=PATH at a local directory holding them."
+        f"--{option} PATH or {spec.env}=PATH at a local directory holding them"
     )
 
 
@@ -116,18 +141,39 @@ def load_hub_model(key: str, source: str, model_class: Any, option: str, device)
 
     local = Path(source).is_absolute()
     if local and not Path(source).is_dir():
-        raise TeacherError(missing_hub_message(key, source, "no such directory", option))
+        raise TeacherError(missing_weight_message(HUB_MODELS[key], source, option, "no such directory"))
     if local:
         _refuse_pickled_weights(Path(source))
     # A model already in the cache loads without touching the network (no update checks, works offline).
-    kwargs = {"local_files_only": True} if local or offline() or hub_cached(source) else {}
+    on_disk = local or offline() or hub_cached(source)
+    kwargs = {"local_files_only": True} if on_disk else {}
     try:
-        processor = AutoProcessor.from_pretrained(source, trust_remote_code=False, **kwargs)
-        model = model_class.from_pretrained(source, **kwargs)
+        with _quiet_transformers(on_disk):
+            processor = AutoProcessor.from_pretrained(source, trust_remote_code=False, **kwargs)
+            model = model_class.from_pretrained(source, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TeacherError(missing_hub_message(key, source, reason[:300], option)) from exc
+        raise TeacherError(missing_weight_message(HUB_MODELS[key], source, option, reason[:300])) from exc
     return processor, model.to(device).eval()
+
+
+@contextlib.contextmanager
+def _quiet_transformers(quiet: bool) -> Iterator[None]:
+    """With `quiet`, no transformers progress bars (its `Loading weights` bar on every run) while inside; the
+    setting is restored after. Not quiet when the weights are downloaded: a first download of hundreds of MB
+    needs its progress bar (that of huggingface_hub, which transformers switches together with its own)."""
+    if not quiet:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 SAFE_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
@@ -174,15 +220,6 @@ def sam_cache_path(variant: str) -> Path:
     return weights_dir() / SAM_CHECKPOINTS[variant].filename
 
 
-def _missing_sam_message(variant: str, reason: str) -> str:
-    ckpt = SAM_CHECKPOINTS[variant]
-    return (
-        f"SAM {variant} checkpoint is not available ({reason}). Download it while online with "
-        f"`curl -L -o {sam_cache_path(variant)} {ckpt.url}` (or just run once online: it is fetched "
-        f"automatically), or point --segmenter PATH or {SAM_ENV}=PATH at a local .pth or .safetensors file."
-    )
-
-
 def download_sam(variant: str, timeout: float = 30.0) -> Path:
     """Fetch the official SAM `variant` checkpoint into `weights_dir()` once, verifying its SHA-256.
 
@@ -195,7 +232,11 @@ def download_sam(variant: str, timeout: float = 30.0) -> Path:
     if path.is_file():
         return path
     if offline():
-        raise TeacherError(_missing_sam_message(variant, f"not in {weights_dir()} and HF_HUB_OFFLINE is set"))
+        raise TeacherError(
+            missing_weight_message(
+                SAM_SOURCE, variant, "segmenter", f"not in {weights_dir()} and HF_HUB_OFFLINE is set"
+            )
+        )
     from partdistill_cli.console import console
 
     console.print(f"downloading SAM {variant} ({ckpt.size / 1e6:.0f} MB) from {ckpt.url} ...")
@@ -212,7 +253,7 @@ def download_sam(variant: str, timeout: float = 30.0) -> Path:
                     f"{ckpt.sha256}; it was discarded (a proxy or a truncated transfer?)"
                 )
     except (urllib.error.URLError, OSError) as exc:
-        raise TeacherError(_missing_sam_message(variant, f"download failed: {exc}")) from exc
+        raise TeacherError(missing_weight_message(SAM_SOURCE, variant, "segmenter", f"download failed: {exc}")) from exc
     return path
 
 
@@ -221,7 +262,7 @@ def sam_state_dict(path: Path) -> dict:
     import torch
 
     if not path.is_file():
-        raise TeacherError(f"SAM checkpoint not found at {path}; point --segmenter PATH or {SAM_ENV}=PATH at a file")
+        raise TeacherError(missing_weight_message(SAM_SOURCE, str(path), "segmenter", "no such file"))
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -309,3 +350,148 @@ def load_sam(source: str, device):
 
 def sam_present(source: str) -> bool:
     return (sam_cache_path(source) if source in SAM_CHECKPOINTS else Path(source)).is_file()
+
+
+def identified(source: str) -> str:
+    """`source@identity`: weights a teacher loaded (a Hub id, SAM variant or absolute path) with what identifies
+    their content (`weights_identity`). Teacher names carry it, so caches keyed by a name never answer with
+    other weights' work."""
+    return f"{source}@{weights_identity(source)}"
+
+
+def weights_identity(source: str) -> str:
+    """What identifies the content of loaded weights `source`:
+
+    - a SAM variant: "sha256:" + the start of its published SHA-256 (checked when it was downloaded);
+    - a Hub id: "rev:" + the commit of its snapshot in the Hugging Face cache;
+    - a local file or folder: "files:" + a digest of the names, sizes and modification times of the file, or
+      of the folder's files (weights, config, processor). Hashing the content would read gigabytes on every
+      run; replacing a file changes its modification time, which is all it takes to miss the cache.
+    """
+    if source in SAM_CHECKPOINTS:
+        return f"sha256:{SAM_CHECKPOINTS[source].sha256[:16]}"
+    path = Path(source)
+    if path.is_absolute():
+        files = (
+            sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [path]
+        )
+        stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        return "files:" + hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
+    from huggingface_hub import try_to_load_from_cache
+
+    config = try_to_load_from_cache(source, "config.json")
+    # The cached file lives in snapshots/<commit>/; a loaded Hub model always has its config there.
+    return f"rev:{Path(config).parent.name}" if isinstance(config, str) else "rev:unknown"
+
+
+# How long the one look at the network before loading a teacher may take (DNS included), in seconds.
+PROBE_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class NeededWeights:
+    """Weights a teacher is about to load: its weight `option` (the keyword and --flag), what they are (`spec`)
+    and where from (`source`: a Hub id, a SAM variant name or an absolute path)."""
+
+    option: str
+    spec: WeightSource
+    source: str
+
+    @property
+    def local(self) -> bool:
+        return Path(self.source).is_absolute()
+
+    def present(self) -> bool:
+        """Whether the weights are on this machine (Hugging Face cache, partdistill's weights folder or the path)."""
+        if self.spec.kind == "sam":
+            return sam_present(self.source)
+        return (not self.local or Path(self.source).is_dir()) and hub_cached(self.source)
+
+    def url(self) -> str:
+        """Where they would be downloaded from."""
+        if self.spec.kind == "sam":
+            return SAM_CHECKPOINTS[self.source].url
+        from huggingface_hub import hf_hub_url
+
+        return hf_hub_url(self.source, "config.json")
+
+
+def needed_weights(teacher: str, options: Mapping[str, Any]) -> list[NeededWeights]:
+    """The weights teacher `teacher` loads with its keyword `options` (weight options not given come from their
+    environment variables, then the defaults), in the spec's order."""
+    out = []
+    for option, key in teacher_spec(teacher).weights.items():
+        spec = WEIGHT_SOURCES[key]
+        given = options.get(option)
+        source = resolve_sam(given) if spec.kind == "sam" else resolve_hub(key, given)
+        out.append(NeededWeights(option, spec, source))
+    return out
+
+
+def require_weights(teacher: str, options: Mapping[str, Any]) -> None:
+    """Check, before any model is loaded, that every weight `teacher` needs is here or can be downloaded now.
+
+    Weights on this machine need nothing. For the others the network is asked once, all in parallel and
+    bounded by `PROBE_TIMEOUT` (an unreachable hub otherwise costs minutes of retries per file). Raises one
+    TeacherError naming every missing weight and the ways to get each, so that a first run without network
+    fails in seconds with everything to fetch listed at once.
+    """
+    needed = needed_weights(teacher, options)
+    for w in needed:
+        if w.local and w.spec.kind == "hub" and Path(w.source).is_dir():
+            _refuse_pickled_weights(Path(w.source))  # its own reason, more use than "no saved model there"
+    missing = [w for w in needed if not w.present()]
+    remote = [w for w in missing if not w.local]
+    urls = [w.url() for w in remote]
+    if not urls:
+        why = {}
+    elif offline():
+        why = dict.fromkeys(urls, "HF_HUB_OFFLINE is set")
+    else:
+        why = probe_urls(urls)
+    if not any(w.local or why[w.url()] for w in missing):
+        return  # all downloadable: the loaders fetch them
+    reasons = [missing_weight_message(w.spec, w.source, w.option, _why_missing(w, why)) for w in missing]
+    raise TeacherError(
+        f"the {teacher} teacher cannot start: {'; '.join(reasons)}. `partdistill doctor` lists the weights of "
+        "every teacher and where they are looked for"
+    )
+
+
+def _why_missing(weights: NeededWeights, unreachable: dict[str, str | None]) -> str:
+    if weights.local:
+        if weights.spec.kind == "sam":
+            return "no such file"
+        return "no saved model there" if Path(weights.source).is_dir() else "no such directory"
+    why = unreachable[weights.url()]
+    return f"not downloaded yet, and {why}" if why else "not downloaded yet; it could be downloaded now"
+
+
+def probe_urls(urls: list[str]) -> dict[str, str | None]:
+    """For each URL, None when a download from it can start, else why not (host unreachable, not found).
+
+    One HEAD request each, in daemon threads, all bounded together by PROBE_TIMEOUT: a socket timeout does not
+    bound a hanging DNS lookup, a join does. Proxies in the environment apply, as they do to the downloads.
+    """
+    answers: dict[str, str | None] = {}
+    threads = [threading.Thread(target=lambda u=u: answers.update({u: _probe(u)}), daemon=True) for u in set(urls)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + PROBE_TIMEOUT
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    late = f"no answer within {PROBE_TIMEOUT:.0f} s"
+    return {u: answers.get(u, f"{urllib.parse.urlsplit(u).netloc} gave {late}") for u in urls}
+
+
+def _probe(url: str) -> str | None:
+    host = urllib.parse.urlsplit(url).netloc
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_TIMEOUT):
+            return None
+    except urllib.error.HTTPError as exc:
+        # 401/403: the repository wants a login the downloader may have (a token); leave that to it.
+        return None if exc.code in (401, 403) else f"{host} answers HTTP {exc.code} for it"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"{host} cannot be reached ({getattr(reason, 'strerror', None) or reason})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import struct
 from pathlib import Path
 
@@ -138,3 +139,10 @@ def gltf_text(header: dict, blob: bytes) -> str:
 def write_glb(path: Path, meshes: list[list[tuple[np.ndarray, np.ndarray]]], roots: list[dict]) -> None:
     """Write a binary glTF of `meshes` and `roots` (see `gltf_document`)."""
     Path(path).write_bytes(glb_bytes(*gltf_document(meshes, roots)))
+
+
+def closed_port_url() -> str:
+    """An http URL of a localhost port nothing listens on: connections to it are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"

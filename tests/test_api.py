@@ -69,16 +69,16 @@ def cli(args, tiny, out, cache):
 
 def test_api_gives_the_cli_labels_on_a_path_a_trimesh_and_an_array(tiny, inputs, tmp_path):
     chair, mug = inputs / "chair.ply", inputs / "mug.xyz"
-    cli([chair, "--parts", ",".join(PARTS), "--category", "chair", "--method", "vote"], tiny, tmp_path / "cli",
+    cli([chair, "--parts", ",".join(PARTS), "--category", "chair", "--method", "vote-fill"], tiny, tmp_path / "cli",
         tmp_path / "cli_cache")  # fmt: skip
     cli([mug, "--parts", "handle,body", "--method", "forward"], tiny, tmp_path / "cli", tmp_path / "cli_cache")
     cli_chair = np.load(tmp_path / "cli" / "chair.labels.npy")
     cli_mug = np.load(tmp_path / "cli" / "mug.labels.npy")
 
-    by_path = segment(chair, PARTS, "chair", **fast(tiny, method="vote", cache_dir=tmp_path / "api_cache"))
+    by_path = segment(chair, PARTS, "chair", **fast(tiny, method="vote-fill", cache_dir=tmp_path / "api_cache"))
     assert np.array_equal(by_path.face_labels, cli_chair)
     loaded = trimesh.load(chair, process=False)
-    mesh = Segmenter(**fast(tiny, method="vote", cache_dir=tmp_path / "api_cache2"))
+    mesh = Segmenter(**fast(tiny, method="vote-fill", cache_dir=tmp_path / "api_cache2"))
     by_mesh = mesh(trimesh.Trimesh(loaded.vertices, loaded.faces, process=False), PARTS, "chair", name="chair")
     assert np.array_equal(by_mesh.face_labels, cli_chair)
     cloud = Segmenter(**fast(tiny, method="forward", cache_dir=tmp_path / "api_cache"))
@@ -121,7 +121,7 @@ def test_segmenter_loads_its_teacher_once_over_three_shapes(tiny, tmp_path, monk
 
     make_teacher = pipeline.make_teacher
     monkeypatch.setattr(pipeline, "make_teacher", counting)
-    seg = Segmenter(**fast(tiny, method="vote", cache_dir=tmp_path / "cache"))
+    seg = Segmenter(**fast(tiny, method="vote-fill", cache_dir=tmp_path / "cache"))
     for seed in (1, 2, 3):
         v, f, _, _ = generate("chair", seed)
         result = seg(trimesh.Trimesh(v, f, process=False), PARTS, "chair")
@@ -132,7 +132,7 @@ def test_segmenter_loads_its_teacher_once_over_three_shapes(tiny, tmp_path, monk
 
 
 def test_explain_needs_the_teachers_views(tiny, inputs, tmp_path):
-    seg = Segmenter(**fast(tiny, method="vote", cache_dir=tmp_path / "cache"))
+    seg = Segmenter(**fast(tiny, method="vote-fill", cache_dir=tmp_path / "cache"))
     seen = seg(inputs / "chair.ply", PARTS, explain=True)
     written = seen.save(tmp_path / "a", explain=True, preview=True, html=True)
     assert sorted(p.name for p in written) == [
@@ -177,6 +177,10 @@ def test_settings_are_checked_when_the_config_is_made(settings, message):
     with pytest.raises(ConfigError) as err:
         SegmentConfig(**settings)
     assert message in str(err.value)
+
+
+def test_the_old_name_of_a_method_is_the_method():
+    assert SegmentConfig(method="vote").method == "vote-fill"
 
 
 def test_segmenter_refuses_cuda_where_there_is_none():

@@ -83,6 +83,20 @@ def test_a_folder_is_searched_recursively_and_mirrored(shapes, tmp_path):
     assert found[2].out_dir(tmp_path / "o") == tmp_path / "o" / "sub" and found[2].name == "chair_c"
 
 
+def test_partnet_mobility_object_folders_are_one_shape_each(shapes, tmp_path):
+    folder, rels = shapes
+    objects = [folder / "sub" / "box_7", folder / "42"]
+    for obj in objects:
+        (obj / "textured_objs").mkdir(parents=True)
+        trimesh.creation.box().export(obj / "textured_objs" / "a.obj")
+        parts = {"a": {"file": "textured_objs/a.obj", "partnete_label": "lid"}}
+        (obj / "parts.json").write_text(json.dumps({"category": "Box", "partnete_part_names": ["lid"], "objs": parts}))
+    found = find_inputs([folder], tmp_path / "o")
+    assert [str(i.rel) for i in found] == sorted(["42", "sub/box_7", *rels])  # not the part meshes inside them
+    assert [i.name for i in found if i.path.is_dir()] == ["42", "box_7"]
+    assert not is_batch([objects[0]]) and is_batch([folder])  # `segment OBJECT_FOLDER` stays one shape
+
+
 def test_globs_lists_and_several_files_mirror_from_their_common_folder(shapes, tmp_path, monkeypatch):
     folder, rels = shapes
     monkeypatch.chdir(tmp_path)
@@ -133,6 +147,17 @@ def test_batch_options_are_checked_before_any_work(shapes, tmp_path, monkeypatch
     )
 
 
+def test_a_batch_stopped_before_any_result_leaves_no_output_folder(shapes, tmp_path):
+    folder, _ = shapes
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    args = [sys.executable, "-m", "partdistill_cli.cli", "segment", str(folder), "--parts", PARTS, "--out",
+            str(tmp_path / "new" / "out"), "--teacher", "clipseg", "--clipseg", str(tmp_path / "nowhere"), *FAST]  # fmt: skip
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert str(tmp_path / "nowhere") in proc.stderr
+    assert not (tmp_path / "new").exists()  # the output folder it made (lock and all) is gone
+
+
 # ---- segmenting -------------------------------------------------------------------------------------------------
 
 
@@ -141,10 +166,9 @@ def test_batch_outputs_equal_per_shape_segment_outputs(tiny, shapes, tmp_path):
     common = ["--parts", PARTS, "--category", "chair", *clipseg(tiny), *FAST, "--method", "forward"]
     result = invoke(["segment", folder, *common, "--out", tmp_path / "batch", "--cache-dir", tmp_path / "c1"])
     assert result.exit_code == 0, result.output + repr(result.exception)
-    assert result_files(tmp_path / "batch") == sorted(
-        [FAILURES_NAME] + [s + suffix for s in stems(rels) for suffix in OUTPUTS]
-    )
-    assert json.loads((tmp_path / "batch" / FAILURES_NAME).read_text()) == []
+    # No failures.json when nothing failed; the lock on the folder is gone with the run.
+    assert result_files(tmp_path / "batch") == sorted(s + suffix for s in stems(rels) for suffix in OUTPUTS)
+    assert not list((tmp_path / "batch").glob(".*"))
     # Not a terminal: one plain line per shape with its time, then the summary.
     for i, rel in enumerate(rels, 1):
         assert f"[{i}/4] {rel}: done, distilled 1 epoch (a fixed schedule) (" in (result.output)
@@ -168,7 +192,7 @@ def test_a_corrupt_file_fails_alone_and_a_rerun_skips_what_is_done(tiny, shapes,
     folder, rels = shapes
     (folder / "sub" / "broken.ply").write_text("ply\nformat ascii 1.0\nelement vertex 3\nend_header\n1 2\n")
     out = tmp_path / "out"
-    args = ["segment", folder, "--parts", PARTS, *clipseg(tiny), *FAST, "--method", "vote", "--out", out,
+    args = ["segment", folder, "--parts", PARTS, *clipseg(tiny), *FAST, "--method", "vote-fill", "--out", out,
             "--cache-dir", tmp_path / "cache"]  # fmt: skip
     result = invoke(args)
     assert result.exit_code == 1 and str(result.exception) == (
@@ -192,14 +216,15 @@ def test_a_corrupt_file_fails_alone_and_a_rerun_skips_what_is_done(tiny, shapes,
     (folder / "sub" / "broken.ply").unlink()
     redo = invoke([*args, "--overwrite"])
     assert redo.exit_code == 0, redo.output + repr(redo.exception)
-    assert json.loads((out / FAILURES_NAME).read_text()) == []
+    assert not (out / FAILURES_NAME).exists()  # the earlier run's failure is fixed, its record gone
     assert all(p.stat().st_mtime_ns != t for p, t in written.items())
 
 
 def test_results_of_other_settings_or_incomplete_are_not_skipped_nor_replaced(tiny, shapes, tmp_path):
     folder, _ = shapes
     out = tmp_path / "out"
-    base = ["segment", folder, *clipseg(tiny), *FAST, "--method", "vote", "--out", out, "--cache-dir", tmp_path / "c"]
+    base = ["segment", folder, *clipseg(tiny), *FAST, "--method", "vote-fill", "--out", out,
+            "--cache-dir", tmp_path / "c"]  # fmt: skip
     assert invoke([*base, "--parts", PARTS]).exit_code == 0
     result = invoke([*base, "--parts", "back,seat,arm"])
     assert result.exit_code == 1
@@ -223,7 +248,7 @@ def test_a_journal_left_by_a_kill_between_renames_is_completed_and_the_shape_ski
 
     folder, _ = shapes
     out = tmp_path / "out"
-    args = ["segment", folder, "--parts", PARTS, *clipseg(tiny), *FAST, "--method", "vote", "--out", out,
+    args = ["segment", folder, "--parts", PARTS, *clipseg(tiny), *FAST, "--method", "vote-fill", "--out", out,
             "--cache-dir", tmp_path / "cache"]  # fmt: skip
     assert invoke(args).exit_code == 0
     # Redo chair_a and die after its first rename: the journal stays, two of three files are the old ones.
@@ -281,5 +306,5 @@ def test_a_run_killed_midway_leaves_no_partial_file_and_a_rerun_completes(tiny, 
     rerun = subprocess.run(args, env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert f"{len(finished)} of 4 shapes were segmented before" in " ".join(rerun.stderr.split())
-    assert result_files(out) == sorted([FAILURES_NAME] + [s + x for s in stems(rels) for x in OUTPUTS])
+    assert result_files(out) == sorted(s + x for s in stems(rels) for x in OUTPUTS)
     assert not list(out.rglob(".*.part.*"))  # the killed run's temporaries are gone

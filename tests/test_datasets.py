@@ -567,3 +567,35 @@ def test_a_split_keeps_only_its_shapes_and_skips_the_shapenetpart_index(tmp_path
     (tmp_path / "bad.json").write_text('{"a": 1}')
     with pytest.raises(DatasetError, match="a JSON list of strings"):
         read_split(tmp_path / "bad.json")
+
+
+def _kettle(folder: Path) -> Path:
+    """A PartNet-Mobility object folder: three box OBJs (12 triangles each) and our parts.json."""
+    for name, lo in (("a", 0), ("b", 2), ("c", 4)):
+        _box_obj(folder / "textured_objs" / f"{name}.obj", lo)
+    objs = {n: {"file": f"textured_objs/{n}.obj", "partnete_label": lab} for n, lab in (("b", "handle"), ("a", None),
+                                                                                          ("c", "lid"))}  # fmt: skip
+    doc = {"category": "Kettle", "partnete_part_names": ["lid", "handle", "spout"], "objs": objs}
+    (folder / "parts.json").write_text(json.dumps(doc))
+    return folder
+
+
+def test_a_partnet_mobility_object_folder_is_a_shape_to_segment(tmp_path, tiny):
+    from partdistill_cli import Segmenter
+    from partdistill_cli.config import RenderSettings
+    from partdistill_cli.datasets import load_source
+
+    folder = _kettle(tmp_path / "123")
+    (labeled,) = load_dataset(folder, n_points=400)
+    shape = load_source(folder, n_points=400)
+    # The same merge evaluate reads: part meshes in parts.json order, faces and samples alike.
+    assert shape.name == "123" and np.array_equal(shape.faces, labeled.shape.faces)
+    assert np.allclose(shape.points, labeled.shape.points)
+    seg = Segmenter(teacher="clipseg", weights=tiny["clipseg"], threshold=0.0, render=RenderSettings(2, 64),
+                    points=400, method="forward", epochs=1, cache_dir=tmp_path / "cache", verbose=False)  # fmt: skip
+    result = seg(folder, "lid,handle")
+    assert result.name == "123" and result.face_labels.shape == (36,)
+    assert [p.name for p in result.save(tmp_path / "out")] == ["123.parts.ply", "123.labels.json", "123.labels.npy"]
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(UserError, match="plain: is a folder, expected a shape file or a PartNet-Mobility object"):
+        load_source(tmp_path / "plain")

@@ -383,3 +383,27 @@ def test_a_forged_journal_cannot_move_files_outside_its_folder(tmp_path):
     with pytest.raises(OutputError, match="not a journal partdistill wrote"):
         finish_writes(tmp_path / "out")
     assert secret.read_text() == "keep me" and journal.exists()
+
+
+def test_the_write_record_removes_only_the_empty_output_folders_a_run_made(tmp_path):
+    from partdistill_cli.io_utils import RECORD, check_writable_dir, write_text
+
+    (tmp_path / "was_there").mkdir()
+    RECORD.start()
+    try:
+        empty = check_writable_dir(tmp_path / "new" / "out")
+        assert not (tmp_path / "new").exists()  # the check leaves nothing behind
+        write_text(empty / "sub" / "a.txt", "a")
+        (empty / "sub" / "a.txt").unlink()  # emptied again: everything made for it goes
+        kept = check_writable_dir(tmp_path / "kept")
+        write_text(kept / "b.txt", "b")
+        check_writable_dir(tmp_path / "was_there")
+        write_text(tmp_path / "cache" / "c.txt", "c")  # not an output folder: not reported
+        (tmp_path / "cache" / "c.txt").unlink()
+        RECORD.remove_empty_outputs()
+        assert RECORD.written_outputs() == [kept / "b.txt"]
+    finally:
+        RECORD.stop()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "kept", "was_there"]
+    write_text(tmp_path / "later" / "d.txt", "d")  # not recording now
+    assert RECORD.files == [tmp_path / "new" / "out" / "sub" / "a.txt", kept / "b.txt", tmp_path / "cache" / "c.txt"]

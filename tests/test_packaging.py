@@ -27,3 +27,24 @@ def test_setuptools_reads_the_project_table_without_a_warning(monkeypatch):
         warnings.simplefilter("error")
         dist = apply_configuration(Distribution(), str(PYPROJECT))
     assert dist.metadata.license_expression == "MIT"
+
+
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def test_readme_gives_a_cpu_only_install_that_the_plain_requirements_keep():
+    from packaging.requirements import Requirement
+
+    readme = (PYPROJECT.parent / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if "pip install" in line]
+    cpu = [line for line in commands if CPU_INDEX in line]
+    assert cpu, "README has no CPU-only install"
+    for line in cpu:
+        # PyTorch's CPU builds first, from their own index; then the package, whose torch requirement they meet,
+        # so pip keeps them rather than fetching the CUDA build from PyPI.
+        first = line.index(f"pip install torch torchvision --index-url {CPU_INDEX}")
+        assert first < line.index('pip install -e ".[vlm]"')
+    assert any(CPU_INDEX not in line and 'pip install -e ".[vlm]"' in line for line in commands)  # the plain one
+    config = tomllib.loads(PYPROJECT.read_text())
+    torch = next(Requirement(r) for r in config["project"]["dependencies"] if r.startswith("torch"))
+    assert torch.specifier.contains("2.9.1+cpu")

@@ -57,6 +57,13 @@ def test_workers_2_give_the_sequential_labels_bit_for_bit_and_isolate_a_bad_file
     ]  # fmt: skip
     # The workers' lift tasks kept the knowledge in the cache, one entry per shape.
     assert len(list((tmp_path / "c2" / "knowledge").rglob("*.npz"))) == 4
+    # ... each with the card that names the teacher and its weights, as the sequential run writes it.
+    cards = [
+        sorted((json.loads(p.read_text())["teacher"], json.loads(p.read_text())["weights"]["clipseg"])
+               for p in (tmp_path / c / "knowledge").rglob("*.json"))
+        for c in ("c1", "c2")
+    ]  # fmt: skip
+    assert len(cards[1]) == 4 and cards[0] == cards[1] and str(tiny["clipseg"]["clipseg"]) in cards[1][0][1]
 
 
 def test_the_gpu_layout_gives_the_sequential_labels(tiny, tmp_path):
@@ -91,7 +98,7 @@ def test_train_category_and_evaluate_teach_on_workers_with_the_same_answers(tiny
     reports = []
     for name, extra in (("seq", []), ("par", ["--workers", "2"])):
         args = ["evaluate", "procedural:chair,mug", "--per-category", "2", "--views", "2", "--resolution", "64",
-                "--method", "vote,vote-fill", "--out", tmp_path / f"{name}.json", *extra]  # fmt: skip
+                "--method", "vote,vote-fill", "--report", tmp_path / f"{name}.json", *extra]  # fmt: skip
         result = invoke(args)
         assert result.exit_code == 0, result.output + repr(result.exception)
         reports.append(json.loads((tmp_path / f"{name}.json").read_text()))
@@ -101,7 +108,7 @@ def test_train_category_and_evaluate_teach_on_workers_with_the_same_answers(tiny
 def test_workers_start_and_stop_their_own_local_ray(tiny, tmp_path):
     folder = tmp_path / "in"
     rels = make_shapes(folder)
-    common = ["segment", folder, "--parts", PARTS, *clipseg(tiny), *FAST, "--method", "vote"]
+    common = ["segment", folder, "--parts", PARTS, *clipseg(tiny), *FAST, "--method", "vote-fill"]
     assert invoke([*common, "--out", tmp_path / "seq", "--cache-dir", tmp_path / "c1"]).exit_code == 0
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(

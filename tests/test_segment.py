@@ -83,7 +83,7 @@ def test_segment_point_cloud_with_clipseg(tiny, tmp_path):
 def test_segment_with_box_teachers_and_vote(tiny, chair_obj, tmp_path, teacher):
     path, n_faces = chair_obj
     args = ["segment", path, "--parts", ",".join(PARTS), "--teacher", teacher, *weight_args(tiny[teacher]), *FAST,
-            "--method", "vote", "--out", tmp_path, "--cache-dir", tmp_path / "cache"]  # fmt: skip
+            "--method", "vote-fill", "--out", tmp_path, "--cache-dir", tmp_path / "cache"]  # fmt: skip
     result = invoke(args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     labels = np.load(tmp_path / "chair.labels.npy")
@@ -169,8 +169,9 @@ def test_train_category_and_segment_share_knowledge_and_student_with_a_backgroun
               "--cache-dir", tmp_path / "cache"]  # fmt: skip
     trained = invoke(
         ["train-category", folder, *common, "--mode", "forward"]
-    )  # one part asked: --other auto adds the background
+    )  # one part asked: --other auto adds the background; --mode is the old name of --method
     assert trained.exit_code == 0, trained.output + repr(trained.exception)
+    assert "warning: --mode is deprecated; use --method" in trained.output
     (card,) = (tmp_path / "cache" / "students").glob("*/card.json")
     assert json.loads(card.read_text())["parts"] == ["back", "other"]
     result = invoke(["segment", folder / "a.obj", *common, "--out", tmp_path / "out"])
@@ -187,7 +188,7 @@ def test_a_knowledge_cache_entry_that_is_a_folder_is_reported_and_the_run_goes_o
     path = tmp_path / "mug.xyz"
     np.savetxt(path, from_mesh(v, f, 300, seed=1).points)
     args = ["segment", path, "--parts", "handle,body", "--teacher", "clipseg", *weight_args(tiny["clipseg"]), *FAST,
-            "--method", "vote", "--out", tmp_path / "out", "--cache-dir", tmp_path / "cache"]  # fmt: skip
+            "--method", "vote-fill", "--out", tmp_path / "out", "--cache-dir", tmp_path / "cache"]  # fmt: skip
     assert invoke(args).exit_code == 0
     (entry,) = (tmp_path / "cache" / "knowledge").rglob("*.npz")
     entry.unlink()

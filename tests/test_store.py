@@ -212,3 +212,45 @@ def test_check_cache_root_creates_nothing_and_names_what_is_in_the_way(tmp_path,
     monkeypatch.setattr(store.os, "access", lambda path, mode: False)
     with pytest.raises(store.StoreError, match=f"cannot write the cache there \\({tmp_path} is not writable\\)"):
         store.check_cache_root(tmp_path / "cache")
+
+
+def _teach_box(folder, cache):
+    """Teach a box with the clipseg weights in `folder`: (TeachResult, whether it came from the cache)."""
+    import trimesh
+
+    from partdistill_cli.api import Segmenter
+    from partdistill_cli.config import RenderSettings
+
+    from helpers import two_box_mesh
+
+    seg = Segmenter(teacher="clipseg", weights={"clipseg": str(folder)}, threshold=0.0, points=300,
+                    render=RenderSettings(2, 64), cache_dir=cache, verbose=False)  # fmt: skip
+    v, f, _ = two_box_mesh()
+    shape = seg.load(trimesh.Trimesh(v, f, process=False), name="boxes")
+    taught = seg.teach(shape, seg.parts("tower,base"))
+    return taught, taught.views is None
+
+
+def test_swapped_weights_in_a_local_model_folder_are_never_answered_from_the_cache(tiny, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "clipseg"
+    shutil.copytree(tiny["clipseg"]["clipseg"], folder)
+    first, cached = _teach_box(folder, tmp_path / "cache")
+    assert not cached
+    again, cached = _teach_box(folder, tmp_path / "cache")
+    assert cached and np.array_equal(again.knowledge.labels, first.knowledge.labels)
+    # Other weights of the same architecture under the same file name, in the same folder.
+    weights = folder / "model.safetensors"
+    generator = torch.Generator().manual_seed(1)
+    tensors = {k: v + torch.randn(v.shape, generator=generator) for k, v in load_file(weights).items()}
+    save_file(tensors, weights, metadata={"format": "pt"})
+    swapped, cached = _teach_box(folder, tmp_path / "cache")
+    assert not cached, "the old weights' answers were reused"
+    cards = sorted((tmp_path / "cache" / "knowledge").rglob("*.json"))
+    assert len(cards) == 2
+    made_by = [json.loads(c.read_text())["weights"]["clipseg"] for c in cards]
+    assert all(m.startswith(f"{folder}@files:") for m in made_by) and made_by[0] != made_by[1]
+    assert {json.loads(c.read_text())["teacher"] for c in cards} == {first.teacher, swapped.teacher}

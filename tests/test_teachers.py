@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from partdistill_cli.shapes import from_mesh
 from partdistill_cli.teachers import TEACHERS, TeacherError, make_teacher
 from partdistill_cli.teachers.prompts import check_template, part_prompts, part_span, readable
 
-from helpers import two_box_mesh
+from helpers import closed_port_url, two_box_mesh
 from tiny_models import TINY_THRESHOLDS, build_tiny_sam, weight_env
 
 PARTS = ["tower", "base"]
@@ -309,3 +310,73 @@ def test_pickled_weights_are_refused_with_the_reason(tiny, tmp_path):
         "the model with transformers and save_pretrained() it (that writes model.safetensors)"
     )
     assert not weights.hub_cached(str(folder))
+
+
+def test_probes_answer_within_their_bound_and_tell_reachable_from_not(monkeypatch):
+    import http.server
+    import threading
+    import time
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(200 if self.path == "/here" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setattr(weights, "PROBE_TIMEOUT", 2.0)
+    started = time.monotonic()
+    urls = [f"{base}/here", f"{base}/gone", closed_port_url() + "/x", "http://10.255.255.1/x"]
+    answers = weights.probe_urls(urls)
+    server.shutdown()
+    assert time.monotonic() - started < 4.0
+    assert answers[urls[0]] is None
+    assert answers[urls[1]] == f"127.0.0.1:{server.server_address[1]} answers HTTP 404 for it"
+    assert "cannot be reached" in answers[urls[2]] and "refused" in answers[urls[2]].lower()
+    assert answers[urls[3]] is not None  # unroutable (no answer in time) or, behind an intercepting proxy, a 404
+
+
+def test_require_weights_asks_the_network_only_for_what_is_missing(no_network, tiny, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    asked = []
+
+    def probe(urls):
+        asked.append(urls)
+        return dict.fromkeys(urls)  # every download could start
+
+    monkeypatch.setattr(weights, "probe_urls", probe)
+    weights.require_weights("grounded-sam", tiny["grounded-sam"])  # both local: nothing to ask
+    assert asked == []
+    weights.require_weights("grounded-sam", {"detector": tiny["grounded-sam"]["detector"]})
+    assert asked == [[weights.SAM_CHECKPOINTS["vit_b"].url]]
+    monkeypatch.setattr(weights, "probe_urls", lambda urls: dict.fromkeys(urls, "the host cannot be reached"))
+    with pytest.raises(TeacherError) as err:
+        weights.require_weights("grounded-sam", {})
+    message = str(err.value)
+    assert message.startswith("the grounded-sam teacher cannot start: Grounding DINO weights")
+    assert message.count("not downloaded yet, and the host cannot be reached") == 2
+    assert "hf download IDEA-Research/grounding-dino-tiny" in message and "--segmenter" in message
+
+
+def test_weights_are_identified_by_revision_checksum_or_file_stats(no_network, tmp_path):
+    from huggingface_hub import constants
+
+    snapshot = Path(constants.HF_HUB_CACHE) / "models--org--model" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0123abcd")
+    assert weights.identified("org/model") == "org/model@rev:0123abcd"
+    assert weights.weights_identity("vit_b") == "sha256:ec2df62732614e57"
+    checkpoint = tmp_path / "sam.safetensors"
+    checkpoint.write_bytes(b"a")
+    before = weights.weights_identity(str(checkpoint))
+    assert before.startswith("files:") and weights.weights_identity(str(checkpoint)) == before
+    checkpoint.write_bytes(b"b")  # same name and size, written a second later
+    stat = checkpoint.stat()
+    os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert weights.weights_identity(str(checkpoint)) != before

@@ -72,6 +72,14 @@ def bert_tokenizer():
     return BertTokenizer(vocab={t: i for i, t in enumerate(tokens)})
 
 
+def seed_weights() -> None:
+    """Seed torch before a model's random weights are drawn: with unseeded weights a test now and then met a
+    model that finds nothing (an error where the test expects labels); seeded, every run sees the same model."""
+    import torch
+
+    torch.manual_seed(0)
+
+
 def build_tiny_gdino(directory: Path) -> Path:
     """A 2-decoder-layer Grounding DINO (Swin + BERT) with its processor, saved with save_pretrained."""
     from transformers import (
@@ -84,6 +92,7 @@ def build_tiny_gdino(directory: Path) -> Path:
     )
 
     directory = Path(directory)
+    seed_weights()
     directory.mkdir(parents=True, exist_ok=True)
     backbone = SwinConfig(
         image_size=64,
@@ -154,6 +163,7 @@ def build_tiny_owlv2(directory: Path) -> Path:
     )
 
     directory = Path(directory)
+    seed_weights()
     directory.mkdir(parents=True, exist_ok=True)
     text, vision = _clip_towers(layers=1)
     config = Owlv2Config(text_config=text, vision_config=vision, projection_dim=32)
@@ -180,6 +190,7 @@ def build_tiny_clipseg(directory: Path) -> Path:
     )
 
     directory = Path(directory)
+    seed_weights()
     directory.mkdir(parents=True, exist_ok=True)
     text, vision = _clip_towers(layers=2)
     config = CLIPSegConfig(
@@ -216,7 +227,7 @@ def build_tiny_sam(path: Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
+    seed_weights()
     dim, img, patch = 32, 64, 8
     sam = Sam(
         image_encoder=ImageEncoderViT(

@@ -27,6 +27,7 @@ class ProtocolChoice(str, Enum):
 
 
 def evaluate(
+    ctx: typer.Context,
     data: Annotated[
         str,
         typer.Argument(
@@ -83,7 +84,10 @@ def evaluate(
             "partial (points labeled 'no part', as in PartNetE).",
         ),
     ] = "auto",
-    points: opt.Points = 2048,
+    points: opt.points_option(
+        "by default: 2048, the size of ShapeNetPart's benchmark clouds and of the paper's evaluation samples; it "
+        "keeps many shapes times several methods fast."
+    ) = 2048,
     per_category: Annotated[
         int, typer.Option("--per-category", min=1, help="Shapes per category for 'procedural' data.")
     ] = 5,
@@ -98,7 +102,8 @@ def evaluate(
     device: opt.Device = "auto",
     cache_dir: opt.CacheDir = None,
     seed: opt.Seed = 0,
-    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON report here.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report to this file.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", hidden=True)] = None,
     save_knowledge: Annotated[
         Path | None,
         typer.Option(
@@ -119,7 +124,7 @@ def evaluate(
     import json
 
     from partdistill_cli.batch import check_cluster_options
-    from partdistill_cli.console import console
+    from partdistill_cli.console import console, counted
     from partdistill_cli.datasets import read_split
     from partdistill_cli.errors import UserError
     from partdistill_cli.evaluate import EvalConfig, expand_methods, run_evaluation
@@ -128,6 +133,7 @@ def evaluate(
     from partdistill_cli.progress import Reporter
     from partdistill_cli.teachers.simulated import load_noise
 
+    out = opt.renamed(ctx, "report", "out")
     check_cluster_options(workers, ray_address)
     try:
         methods = expand_methods(method)
@@ -139,7 +145,8 @@ def evaluate(
         check_not_overwriting([out], [], overwrite)
     if save_knowledge is not None:
         check_writable_dir(save_knowledge)
-        if any(p.name.endswith(".npz") or p.is_dir() for p in save_knowledge.iterdir()) and not overwrite:
+        held = save_knowledge.iterdir() if save_knowledge.is_dir() else ()
+        if any(p.name.endswith(".npz") or p.is_dir() for p in held) and not overwrite:
             raise UserError(f"{save_knowledge}: already holds saved knowledge (pass --overwrite to replace it)")
     part_list = [p.strip() for p in parts.split(",") if p.strip()] if parts else None
     keep = read_split(split) if split is not None else None
@@ -160,7 +167,8 @@ def evaluate(
     )
     what = f"simulated (evaluation only: it reads ground truth), noise '{noise}'" if teacher == "simulated" else teacher
     console.print(
-        f"[dim]teacher: {what}, {len(items)} shapes, methods {', '.join(methods)}, protocol {protocol.value}[/]"
+        f"[dim]teacher: {what}, {counted(len(items), 'shape')}, methods {', '.join(methods)}, protocol "
+        f"{protocol.value}[/]"
     )
     reporter = Reporter()
     with reporter:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
-from partdistill_cli.config import POINTS_RANGE, RESOLUTION_RANGE, VIEWS_RANGE
+from partdistill_cli.config import METHOD_ALIASES, METHODS, POINTS_RANGE, RESOLUTION_RANGE, VIEWS_RANGE
 from partdistill_cli.device import DEVICES
 from partdistill_cli.teachers.specs import REAL_TEACHERS, TEACHER_SPECS, threshold_help, weight_option_help
 
@@ -51,15 +51,21 @@ Renderer = Annotated[
     ),
 ]
 Up = Annotated[UpAxis, typer.Option("--up", help="The shape's up axis (y for ShapeNet/PartNet, z for many CAD files).")]
-Points = Annotated[
-    int,
-    typer.Option(
-        "--points",
-        min=POINTS_RANGE[0],
-        max=POINTS_RANGE[1],
-        help="Surface samples drawn from a mesh (point clouds keep all their points).",
-    ),
-]
+
+
+def points_option(why: str) -> Any:
+    """The `--points` option of a command whose default is explained by `why` ("by default: ...")."""
+    return Annotated[
+        int,
+        typer.Option(
+            "--points",
+            min=POINTS_RANGE[0],
+            max=POINTS_RANGE[1],
+            help=f"Surface samples drawn from a mesh (point clouds keep all their points); {why}",
+        ),
+    ]
+
+
 Seed = Annotated[int, typer.Option("--seed", min=0, help="Random seed (sampling, teacher noise, student).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (inputs are never written).")]
 Noise = Annotated[
@@ -74,6 +80,48 @@ Noise = Annotated[
 RealTeacher = Literal[REAL_TEACHERS]
 AnyTeacher = Literal[(*REAL_TEACHERS, "simulated")]
 EvalTeacher = Literal[("simulated", *REAL_TEACHERS)]
+
+
+def _method_choice(value: str) -> str:
+    if value in METHOD_ALIASES:
+        from partdistill_cli.console import console
+
+        console.print(
+            f"[yellow]warning:[/] --method {value} is deprecated; use --method {METHOD_ALIASES[value]} (the same method)"
+        )
+        return METHOD_ALIASES[value]
+    if value not in METHODS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(map(repr, METHODS))}.")
+    return value
+
+
+# segment's --method: a choice whose older names (`config.METHOD_ALIASES`) are accepted but not shown.
+Method = Annotated[
+    str,
+    typer.Option(
+        "--method",
+        metavar=f"<{'|'.join(METHODS)}>",
+        callback=_method_choice,
+        help="full: student with forward + backward distillation; forward: forward only; vote-fill: direct "
+        "back-projection votes, unseen points from their nearest voted point (fast baseline; evaluate's vote-fill).",
+    ),
+]
+
+
+def renamed(ctx: typer.Context, new: str, old: str) -> Any:
+    """The value of the option of parameter `new`, or, where the user gave only its deprecated name (the hidden
+    option of parameter `old`, None when absent), that one's, with a warning. Both given: a UserError."""
+    from partdistill_cli.errors import UserError
+
+    new_flag, old_flag = (f"--{name.replace('_', '-')}" for name in (new, old))
+    if ctx.params[old] is None:
+        return ctx.params[new]
+    if ctx.get_parameter_source(new).name != "DEFAULT":
+        raise UserError(f"{new_flag} and its old name {old_flag} were both given; give {new_flag} only")
+    from partdistill_cli.console import console
+
+    console.print(f"[yellow]warning:[/] {old_flag} is deprecated; use {new_flag}")
+    return ctx.params[old]
 
 
 Detector = Annotated[str | None, typer.Option("--detector", help=weight_option_help("detector"))]

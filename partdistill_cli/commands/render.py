@@ -13,16 +13,27 @@ from partdistill_cli.commands import options as opt
 def render(
     shape: Annotated[
         Path,
-        typer.Argument(help="Mesh (OBJ, PLY, GLB/GLTF, OFF, STL) or point cloud (PLY, XYZ/TXT, NPY/NPZ, PCD)."),
+        typer.Argument(
+            help="Mesh (OBJ, PLY, GLB/GLTF, OFF, STL), point cloud (PLY, XYZ/TXT, NPY/NPZ, PCD), or a PartNet-Mobility "
+            "object folder (its part meshes merged)."
+        ),
     ],
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default: NAME.views/ next to the input).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output folder (default: NAME.views/ in the input's folder, or in the current folder for a sample "
+            "shipped inside the package).",
+        ),
     ] = None,
     views: opt.Views = 10,
     resolution: opt.Resolution = 512,
     renderer: opt.Renderer = opt.RendererChoice.auto,
     up: opt.Up = opt.UpAxis.y,
-    points: opt.Points = 20000,
+    points: opt.points_option(
+        "by default: 10000, segment's default, so that the share of points seen it reports is what segment's "
+        "teacher sees."
+    ) = 10000,
     seed: opt.Seed = 0,
     overwrite: opt.Overwrite = False,
 ) -> None:
@@ -33,21 +44,21 @@ def render(
     import numpy as np
     from PIL import Image
 
-    from partdistill_cli.console import console
-    from partdistill_cli.io_utils import atomic_path, check_not_overwriting, check_writable_dir
+    from partdistill_cli.console import console, counted
+    from partdistill_cli.datasets import load_source
+    from partdistill_cli.io_utils import atomic_path, beside_input, check_not_overwriting, check_writable_dir
     from partdistill_cli.pipeline import RenderSettings
     from partdistill_cli.render import render as render_views
     from partdistill_cli.render import resolve_renderer
     from partdistill_cli.render.base import contact_sheet
-    from partdistill_cli.shapes import load_shape
 
-    out_dir = out if out is not None else shape.parent / f"{shape.stem}.views"
-    s = load_shape(shape, n_points=points, seed=seed)
+    s = load_source(shape, n_points=points, seed=seed)
+    out_dir = out if out is not None else beside_input(shape) / f"{s.name}.views"
     check_writable_dir(out_dir)
     targets = [out_dir / f"{s.name}.view{i:02d}.png" for i in range(views)] + [out_dir / f"{s.name}.views.png"]
     check_not_overwriting(targets, [shape], overwrite)
     settings = RenderSettings(views, resolution, renderer.value, up.value)
-    with console.status(f"rendering {views} views of {shape.name} at {resolution}²"):
+    with console.status(f"rendering {counted(views, 'view')} of {shape.name} at {resolution}²"):
         v = render_views(s, settings.cameras(), settings.renderer)
     images = [*v.rgb, contact_sheet(v.rgb)]
     for target, img in zip(targets, images, strict=True):
@@ -55,6 +66,6 @@ def render(
             Image.fromarray(np.ascontiguousarray(img)).save(tmp, format="PNG")
     seen = float(v.visible().any(axis=0).mean())
     console.print(
-        f"wrote {len(targets)} images to [bold]{out_dir}[/] ({resolve_renderer(settings.renderer, s)} renderer, "
-        f"{seen:.0%} of {s.n_points} sample points seen by at least one view)"
+        f"wrote {counted(len(targets), 'image')} to [bold]{out_dir}[/] ({resolve_renderer(settings.renderer, s)} renderer, "
+        f"{seen:.0%} of {counted(s.n_points, 'sample point')} seen by at least one view)"
     )

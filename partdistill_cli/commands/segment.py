@@ -3,42 +3,41 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
 from partdistill_cli.commands import options as opt
-from partdistill_cli.config import METHODS
 from partdistill_cli.teachers.specs import DEFAULT_TEACHER, REAL_TEACHERS, teacher_help
 
 
 def segment(
+    ctx: typer.Context,
     shapes: Annotated[
         list[Path],
         typer.Argument(
-            help="Mesh (OBJ, PLY, GLB/GLTF, OFF, STL) or point cloud (PLY, XYZ/TXT, NPY/NPZ, PCD). For many shapes: "
-            "several files, a folder (searched recursively), a quoted glob ('data/**/*.obj') or @list.txt (one "
-            "path per line), segmented into --out, which mirrors their folders.",
+            help="Mesh (OBJ, PLY, GLB/GLTF, OFF, STL), point cloud (PLY, XYZ/TXT, NPY/NPZ, PCD), or a PartNet-Mobility "
+            "object folder (its part meshes merged). For many shapes: several of them, a folder (searched "
+            "recursively), a quoted glob ('data/**/*.obj') or @list.txt (one path per line), segmented into --out, "
+            "which mirrors their folders.",
+            metavar="SHAPE...",
             show_default=False,
         ),
     ],
     parts: Annotated[
         str | None,
-        typer.Option("--parts", help="Comma-separated part names, e.g. arm,back,seat,leg (default: the category's)."),
+        typer.Option(
+            "--parts",
+            help="Part names separated by commas, e.g. arm,back,seat,leg (a name may hold spaces: 'door handle,lid'; "
+            "default: the category's).",
+        ),
     ] = None,
     category: Annotated[
         str | None,
         typer.Option("--category", help="Object category, e.g. chair: used in prompts, student lookup, default parts."),
     ] = None,
     teacher: Annotated[opt.RealTeacher, typer.Option("--teacher", help=teacher_help(REAL_TEACHERS))] = DEFAULT_TEACHER,
-    method: Annotated[
-        Literal[METHODS],
-        typer.Option(
-            "--method",
-            help="full: student with forward + backward distillation; forward: forward only; vote: direct "
-            "back-projection votes (fast baseline, unseen points from their nearest neighbour).",
-        ),
-    ] = "full",
+    method: opt.Method = "full",
     student: Annotated[
         str,
         typer.Option(
@@ -47,18 +46,22 @@ def segment(
             "shape; none: always distill on this shape; or a path to a student (.safetensors with its card).",
         ),
     ] = "auto",
-    finetune_steps: Annotated[
+    finetune_epochs: Annotated[
         int,
         typer.Option(
-            "--finetune-steps", min=0, help="With a cached student: fine-tune epochs on this shape's knowledge."
+            "--finetune-epochs", min=0, help="With a cached student: fine-tune epochs on this shape's knowledge."
         ),
     ] = 0,
+    finetune_steps: Annotated[int | None, typer.Option("--finetune-steps", min=0, hidden=True)] = None,
     other: opt.Other = "auto",
     views: opt.Views = 10,
     resolution: opt.Resolution = 512,
     renderer: opt.Renderer = opt.RendererChoice.auto,
     up: opt.Up = opt.UpAxis.y,
-    points: opt.Points = 10000,
+    points: opt.points_option(
+        "by default: 10000, enough that thin parts (legs, handles) get points in every view, few enough that a "
+        "student distills on this one shape in minutes on a CPU."
+    ) = 10000,
     device: opt.Device = "auto",
     detector: opt.Detector = None,
     segmenter: opt.Segmenter = None,
@@ -75,7 +78,9 @@ def segment(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Output folder (default: next to the input; never over it). Needed for many shapes."
+            "--out",
+            help="Output folder (default: the input's folder, or the current folder for a sample shipped inside "
+            "the package; never over the input). Needed for many shapes.",
         ),
     ] = None,
     preview: Annotated[
@@ -101,7 +106,7 @@ def segment(
     workers: opt.Workers = None,
     ray_address: opt.RayAddress = None,
 ) -> None:
-    """Segment SHAPES into named parts.
+    """Segment SHAPE into named parts.
 
     Renders the shape, asks a vision-language model for each part in every view, lifts the answers to 3D and
     distills them into a 3D student that labels every point and face. Writes NAME.parts.ply (colored),
@@ -113,14 +118,15 @@ def segment(
     from partdistill_cli import batch
     from partdistill_cli.api import Segmenter
     from partdistill_cli.console import console
-    from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir
+    from partdistill_cli.io_utils import beside_input, check_not_overwriting, check_writable_dir
     from partdistill_cli.outputs import output_paths
     from partdistill_cli.pipeline import normalise_category
 
     config = opt.segment_config(
         teacher=teacher, detector=detector, segmenter=segmenter, clipseg=clipseg, threshold=threshold, views=views,
         resolution=resolution, renderer=renderer, up=up, points=points, method=method, student=student,
-        finetune_steps=finetune_steps, epochs=epochs, other=other, seed=seed, device=device, cache_dir=cache_dir,
+        finetune_steps=opt.renamed(ctx, "finetune_epochs", "finetune_steps"), epochs=epochs, other=other, seed=seed,
+        device=device, cache_dir=cache_dir,
     )  # fmt: skip
     if batch.is_batch(shapes):
         outputs = batch.BatchOutputs(out, overwrite, preview, explain, html)
@@ -133,7 +139,7 @@ def segment(
     seg = Segmenter(config)
     part_list = seg.parts(parts, category)
     s = seg.load(shape)
-    out_dir = out if out is not None else shape.parent
+    out_dir = out if out is not None else beside_input(shape)
     check_writable_dir(out_dir)
     targets = output_paths(out_dir, s.name, preview=preview, explain=explain, html=html)
     check_not_overwriting(list(targets.values()), [shape], overwrite)

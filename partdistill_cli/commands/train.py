@@ -12,6 +12,7 @@ from partdistill_cli.teachers.specs import DEFAULT_TEACHER, REAL_TEACHERS, teach
 
 
 def train_category(
+    ctx: typer.Context,
     folder: Annotated[
         Path,
         typer.Argument(
@@ -21,7 +22,11 @@ def train_category(
     ],
     category: Annotated[str, typer.Option("--category", help="The category, e.g. chair (part of the student's key).")],
     parts: Annotated[
-        str | None, typer.Option("--parts", help="Comma-separated part names (default: the category's known parts).")
+        str | None,
+        typer.Option(
+            "--parts",
+            help="Part names separated by commas (a name may hold spaces; default: the category's known parts).",
+        ),
     ] = None,
     teacher: Annotated[
         opt.AnyTeacher,
@@ -32,10 +37,11 @@ def train_category(
         ),
     ] = DEFAULT_TEACHER,
     noise: opt.Noise = "default",
-    mode: Annotated[
+    method: Annotated[
         Literal["full", "forward"],
-        typer.Option("--mode", help="full: forward then backward distillation; forward: forward only."),
+        typer.Option("--method", help="full: forward then backward distillation; forward: forward only."),
     ] = "full",
+    mode: Annotated[Literal["full", "forward"] | None, typer.Option("--mode", hidden=True)] = None,
     other: opt.Other = "auto",
     knowledge: Annotated[
         Path | None,
@@ -73,7 +79,10 @@ def train_category(
     resolution: opt.Resolution = 512,
     renderer: opt.Renderer = opt.RendererChoice.auto,
     up: opt.Up = opt.UpAxis.y,
-    points: opt.Points = 2048,
+    points: opt.points_option(
+        "by default: 2048 per shape (ShapeNetPart's cloud size): a category student trains on many shapes at "
+        "once, so each shape's share stays small to keep epochs short."
+    ) = 2048,
     detector: opt.Detector = None,
     segmenter: opt.Segmenter = None,
     clipseg: opt.ClipSeg = None,
@@ -94,17 +103,18 @@ def train_category(
 
     from partdistill_cli import category as cat
     from partdistill_cli.batch import check_cluster_options, make_runner
-    from partdistill_cli.console import console
+    from partdistill_cli.console import console, counted
     from partdistill_cli.errors import UserError
     from partdistill_cli.io_utils import check_not_overwriting, check_writable_dir
     from partdistill_cli.pipeline import Pipeline, normalise_category
     from partdistill_cli.progress import Reporter
     from partdistill_cli.store import KnowledgeStore, copy_student
 
+    method = opt.renamed(ctx, "method", "mode")
     simulated = teacher == "simulated"
     config = opt.segment_config(
         teacher=teacher, detector=detector, segmenter=segmenter, clipseg=clipseg, threshold=threshold, views=views,
-        resolution=resolution, renderer=renderer, up=up, points=points, method=mode, epochs=epochs, other=other,
+        resolution=resolution, renderer=renderer, up=up, points=points, method=method, epochs=epochs, other=other,
         seed=seed, device=device, cache_dir=cache_dir,
     )  # fmt: skip
     category = normalise_category(category)
@@ -145,8 +155,9 @@ def train_category(
     if labeled is not None:
         items += cat.few_shot(labeled, part_list, points, seed)
     n_units = sum(k.n_units for _, k in items)
-    console.print(f"{len(items)} shapes, {n_units} pieces of knowledge ({time.perf_counter() - started:.0f} s)")
-    _, entry = cat.distill_category(pipeline, items, category, part_list, teacher_name, mode)
+    pieces = counted(n_units, "piece")
+    console.print(f"{counted(len(items), 'shape')}, {pieces} of knowledge ({time.perf_counter() - started:.0f} s)")
+    _, entry = cat.distill_category(pipeline, items, category, part_list, teacher_name, method)
     console.print(f"student cached in [bold]{entry}[/]")
     if out is not None:
         weights, card = copy_student(entry, out)

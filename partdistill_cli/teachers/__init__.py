@@ -17,12 +17,20 @@ def register_teacher(spec: TeacherSpec) -> None:
 
 
 def make_teacher(name: str, **options: Any) -> Teacher:
-    """Build the teacher registered as `name` with `options`; unknown names raise ValueError."""
+    """Build the teacher registered as `name` with `options`; unknown names raise ValueError.
+
+    Its weights are checked first (`weights.require_weights`): every missing one is reported in one TeacherError
+    before any model is loaded."""
     if name not in TEACHERS:
         raise ValueError(f"unknown teacher {name!r}; choose from {', '.join(sorted(TEACHERS))}")
     module, attr = TEACHERS[name].factory.split(":")
     try:
-        return getattr(importlib.import_module(module), attr)(**options)
+        factory = getattr(importlib.import_module(module), attr)
+        if TEACHERS[name].weights:
+            from partdistill_cli.weights import require_weights
+
+            require_weights(name, options)
+        return factory(**options)
     except ModuleNotFoundError as exc:
         raise TeacherError(
             f"the {name} teacher needs the package {exc.name!r}, which is not installed; "

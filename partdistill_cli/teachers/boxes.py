@@ -14,7 +14,7 @@ from partdistill_cli.knowledge import Detection
 from partdistill_cli.render.base import Views
 from partdistill_cli.teachers.prompts import DEFAULT_TEMPLATE, check_template, part_prompts, part_span
 from partdistill_cli.teachers.specs import GDINO_BOX_THRESHOLD, TEACHER_SPECS
-from partdistill_cli.weights import load_hub_model, resolve_hub, torch_device
+from partdistill_cli.weights import identified, load_hub_model, resolve_hub, torch_device
 
 MIN_BOX_PX = 1.0
 
@@ -91,11 +91,12 @@ class _HubBoxDetector:
         self.max_boxes = _check_max_boxes(max_boxes)
         self.device = torch_device(device)
         self.processor, self.model = load_hub_model(key, self.source, model_class, "detector", self.device)
+        self.weights = {"detector": identified(self.source)}
 
     @property
     def settings(self) -> str:
         return (
-            f"detector={self.source},box_threshold={self.box_threshold},nms_iou={self.nms_iou},"
+            f"detector={self.weights['detector']},box_threshold={self.box_threshold},nms_iou={self.nms_iou},"
             f"max_boxes={self.max_boxes},template={self.template!r}"
         )
 
@@ -207,6 +208,7 @@ class GdinoBoxesTeacher:
 
     def __init__(self, detector: str | None = None, device: str | None = None, **options):
         self.detector = GroundingDino(detector=detector, device=device, **options)
+        self.weights = self.detector.weights
         self.name = f"gdino-boxes({self.detector.settings})"
 
     def detect(self, views: Views, parts: list[str], category: str | None = None) -> list[Detection]:

@@ -8,7 +8,7 @@ from partdistill_cli.knowledge import Detection
 from partdistill_cli.render.base import Views
 from partdistill_cli.teachers.prompts import DEFAULT_TEMPLATE, check_template, part_prompts
 from partdistill_cli.teachers.specs import TEACHER_SPECS
-from partdistill_cli.weights import load_hub_model, resolve_hub, torch_device
+from partdistill_cli.weights import identified, load_hub_model, resolve_hub, torch_device
 
 
 class ClipSegTeacher:
@@ -53,8 +53,9 @@ class ClipSegTeacher:
         self.processor, self.model = load_hub_model(
             "clipseg", self.source, CLIPSegForImageSegmentation, "clipseg", self.device
         )
+        self.weights = {"clipseg": identified(self.source)}
         self.name = (
-            f"clipseg(clipseg={self.source},mask_threshold={self.mask_threshold},exclusive={self.exclusive},"
+            f"clipseg(clipseg={self.weights['clipseg']},mask_threshold={self.mask_threshold},exclusive={self.exclusive},"
             f"template={self.template!r})"
         )
 

@@ -7,7 +7,7 @@ import numpy as np
 from partdistill_cli.knowledge import Detection
 from partdistill_cli.render.base import Views
 from partdistill_cli.teachers.boxes import GroundingDino
-from partdistill_cli.weights import load_sam, resolve_sam
+from partdistill_cli.weights import identified, load_sam, resolve_sam
 
 
 class GroundedSamTeacher:
@@ -33,7 +33,8 @@ class GroundedSamTeacher:
         self.detector = GroundingDino(detector=detector, device=device, **options)
         self.segmenter = resolve_sam(segmenter)
         self.predictor = SamPredictor(load_sam(self.segmenter, self.detector.device))
-        self.name = f"grounded-sam({self.detector.settings},segmenter={self.segmenter})"
+        self.weights = {**self.detector.weights, "segmenter": identified(self.segmenter)}
+        self.name = f"grounded-sam({self.detector.settings},segmenter={self.weights['segmenter']})"
 
     def detect(self, views: Views, parts: list[str], category: str | None = None) -> list[Detection]:
         import torch

@@ -133,6 +133,7 @@ class SimulatedTeacher:
         self.noise = noise or NoiseConfig()
         self.shape_seed = shape_seed
         self.kind = "box" if self.noise.box else "mask"
+        self.weights: dict[str, str] = {}
         self.name = "simulated-" + json.dumps(self.noise.to_dict(), sort_keys=True)
 
     def detect(self, views: Views, parts: list[str], category: str | None = None) -> list[Detection]:

@@ -46,9 +46,9 @@ WEIGHT_SOURCES: dict[str, WeightSource] = {
 
 # A weight option is a teacher constructor keyword and the command-line flag of the same name (--detector).
 WEIGHT_OPTION_HELP: dict[str, str] = {
-    "detector": "Detector weights: Hub id or local folder",
-    "segmenter": "SAM checkpoint: vit_b, vit_l, vit_h or a local .pth / .safetensors file",
-    "clipseg": "CLIPSeg weights: Hub id or local folder",
+    "detector": "Detector weights: Hub id or local folder written by save_pretrained (weights as safetensors)",
+    "segmenter": "SAM checkpoint: vit_b, vit_l, vit_h or a local .safetensors / .pth file (.pth read as tensors only)",
+    "clipseg": "CLIPSeg weights: Hub id or local folder written by save_pretrained (weights as safetensors)",
 }
 
 GDINO_BOX_THRESHOLD = 0.3  # grounded-sam's detector is gdino-boxes' detector: one default for both
