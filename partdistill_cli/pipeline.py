@@ -394,6 +394,12 @@ class Pipeline:
             return labels
         from partdistill_cli.student import distill
 
+        cap = self.distill_config().max_points
+        if shape.n_points > cap:
+            self._say(
+                f"{shape.n_points:,} points: the student trains on and predicts {cap:,} of them at random; "
+                "every other point takes its nearest such point's label"
+            )
         cached = self.student(knowledge.parts, category, teacher_name or self.teacher.name)
         if cached is not None:
             steps = self.config.finetune_steps

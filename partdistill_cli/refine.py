@@ -80,9 +80,7 @@ def face_graph(vertices: np.ndarray, faces: np.ndarray, angle_scale: float = 0.2
     return coo_matrix((np.r_[w, w], (np.r_[r, c], np.r_[c, r])), shape=(n_faces, n_faces)).tocsr()
 
 
-def point_graph(
-    points: np.ndarray, normals: np.ndarray | None, k: int = 10, angle_scale: float = 0.25
-) -> csr_matrix:
+def point_graph(points: np.ndarray, normals: np.ndarray | None, k: int = 10, angle_scale: float = 0.25) -> csr_matrix:
     """(N, N) symmetric float64 affinities of each point to its `k` nearest neighbours (normal-weighted as in
     `face_graph`; uniform without normals)."""
     from scipy.spatial import cKDTree

@@ -11,9 +11,19 @@ from partdistill_cli.teachers.simulated import SimulatedTeacher, load_noise
 from partdistill_cli.vote import vote
 
 
-def test_full_distillation_beats_the_vote_when_one_view_swaps_a_label():
+def test_full_distillation_beats_the_vote_when_one_view_swaps_a_label(monkeypatch):
     from partdistill_cli.lift import lift
     from partdistill_cli.student import DistillConfig, distill
+    from partdistill_cli.student import train as train_module
+
+    rescored = []
+    real_backward = train_module._backward_weights
+
+    def record(member, items, config, seed):
+        real_backward(member, items, config, seed)
+        rescored.append(items[0].weights.copy())
+
+    monkeypatch.setattr(train_module, "_backward_weights", record)
 
     vertices, faces, face_labels, parts = generate("chair", seed=0)
     shape = from_mesh(vertices, faces, 2048, seed=0)
@@ -39,3 +49,11 @@ def test_full_distillation_beats_the_vote_when_one_view_swaps_a_label():
         only_view1[knowledge.unit(k)] = True
     wrong_back = only_view1 & (gt == back)
     assert (labels.point_labels[wrong_back] == back).mean() > 0.8
+    # Backward distillation re-scored the units once: the swapped units fell well below the others.
+    (weights,) = rescored
+    # (view 1's true seat is labeled seat too: the swapped units are those lying mostly on the back)
+    on_back = np.array([(gt[knowledge.unit(u)] == back).mean() > 0.5 for u in range(knowledge.n_units)])
+    swapped_units = (knowledge.views == 1) & (knowledge.labels == seat) & on_back
+    assert swapped_units.any()
+    assert weights[swapped_units].max() < 0.5 * np.median(weights[~swapped_units])
+    assert weights[swapped_units].max() < 0.5 * knowledge.scores[swapped_units].min()

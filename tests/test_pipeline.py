@@ -128,3 +128,26 @@ def test_evaluate_with_a_tiny_clipseg_teacher_writes_the_standard_report(tiny, t
     assert second.exit_code == 0, second.output + repr(second.exception)
     assert len(asked) == 2
     assert json.loads((tmp_path / "r2.json").read_text())["results"] == report["results"]
+
+
+def test_a_cloud_above_the_students_point_budget_is_labeled_whole_and_the_user_is_told(tmp_path, monkeypatch, capsys):
+    from dataclasses import replace
+
+    from partdistill_cli.config import SegmentConfig
+    from partdistill_cli.pipeline import Pipeline
+    from partdistill_cli.shapes import from_points
+
+    vertices, faces, face_labels, parts = generate("mug", seed=0)
+    mesh_shape = from_mesh(vertices, faces, 3000, seed=0)
+    cloud = from_points(mesh_shape.points, mesh_shape.normals)
+    teacher = SimulatedTeacher(face_labels[mesh_shape.face_ids], load_noise("clean"))
+    knowledge = teach(cloud, teacher, parts, RenderSettings(4, 128)).knowledge
+    pipeline = Pipeline(SegmentConfig(method="forward", student="none", epochs=1, cache_dir=tmp_path))
+    small = replace(pipeline.distill_config(), max_points=1000, points_per_shape=256, min_epoch_steps=2)
+    monkeypatch.setattr(Pipeline, "distill_config", lambda self: small)
+    capsys.readouterr()
+    labels = pipeline.label(cloud, knowledge, teacher_name="simulated")
+    said = " ".join(capsys.readouterr().err.split())
+    assert "3,000 points: the student trains on and predicts 1,000 of them" in said
+    assert labels.point_labels.shape == (3000,) and 0 <= labels.point_labels.min()
+    assert labels.point_labels.max() < len(parts)

@@ -183,7 +183,7 @@ def test_distill_is_seeded(chair_case):
     assert not all(torch.equal(a[name], c[name]) for name in a)
 
 
-def test_interrupted_distillation_resumes_to_the_same_student(chair_case, tmp_path, monkeypatch):
+def test_interrupted_distillation_resumes_to_the_same_student(chair_case, tmp_path, monkeypatch, capsys):
     shape, knowledge, _, _ = chair_case
     cfg = replace(TINY, max_forward_epochs=2, min_forward_epochs=2, backward_epochs=1, min_epoch_steps=2)
     whole = distill([(shape, knowledge)], cfg, show_progress=False).state_dict()
@@ -201,9 +201,50 @@ def test_interrupted_distillation_resumes_to_the_same_student(chair_case, tmp_pa
     with pytest.raises(KeyboardInterrupt):
         distill([(shape, knowledge)], cfg, checkpoint_dir=tmp_path, show_progress=False)
     monkeypatch.setattr(train_module._Checkpoint, "save", real_save)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["member0.json", "member0.safetensors"]
+    capsys.readouterr()
     resumed = distill([(shape, knowledge)], cfg, checkpoint_dir=tmp_path, show_progress=False)
+    assert "resuming student 1 from its checkpoint (forward, epoch 2)" in capsys.readouterr().err
     assert resumed.history["epochs"] == 3
     assert all(torch.equal(whole[name], resumed.state_dict()[name]) for name in whole)
+    # A finished training leaves no checkpoint behind (nor the folder it made).
+    assert not tmp_path.exists()
+
+
+def test_a_large_cloud_trains_and_predicts_on_a_bounded_subset(chair_case, monkeypatch):
+    shape, knowledge, face_labels, _ = chair_case
+    cfg = replace(TINY, points_per_shape=128, min_epoch_steps=1, max_points=300, augment=False)
+    big = replace(cfg, max_points=10**6)
+    prepared = [train_module._Item(np.zeros((shape.n_points, 6)), knowledge, knowledge.scores, knowledge.scores)]
+    assert train_module._epoch_steps(prepared, big) == 4  # ceil(1024 / (128 * 2))
+    prepared[0].pool = train_module.subsample(shape.n_points, 300)
+    assert train_module._epoch_steps(prepared, cfg) == 2  # ceil(300 / 256): the epoch no longer grows with N
+
+    keep = train_module.subsample(shape.n_points, 300)
+    assert keep.shape == (300,) and len(np.unique(keep)) == 300
+    assert np.array_equal(keep, train_module.subsample(shape.n_points, 300))
+    assert train_module.subsample(300, 300) is None
+    drawn = []
+    real_batch = train_module._batch
+
+    def spy(items, config, rng):
+        x, t = real_batch(items, config, rng)
+        drawn.append(x[:, :3].numpy().transpose(0, 2, 1).reshape(-1, 3))
+        return x, t
+
+    monkeypatch.setattr(train_module, "_batch", spy)
+    student = distill([(shape, knowledge)], replace(cfg, min_epoch_steps=8), mode="full", show_progress=False)
+    from scipy.spatial import cKDTree
+
+    feats = student.features(shape)[:, :3]
+    dist, drawn_idx = cKDTree(feats).query(np.concatenate(drawn))
+    assert dist.max() < 1e-6 and set(drawn_idx) <= set(keep)  # training drew from the subset only
+    labels = student.predict(shape)
+    assert labels.point_labels.shape == (shape.n_points,) and labels.point_labels.min() >= 0
+    # Every point outside the subset carries its nearest subset point's probabilities.
+    _, nearest = cKDTree(shape.points[keep]).query(shape.points)
+    np.testing.assert_array_equal(labels.probs, labels.probs[keep][nearest])
+    assert shape_miou(labels.point_labels, face_labels[shape.face_ids], 3) > 0.6
 
 
 def test_distill_rejects_mismatched_input(chair_case):

@@ -43,7 +43,9 @@ class DistillConfig:
     Network: `backbone` (a `BACKBONES` name), `k` neighbours, EdgeConv `widths`, `global_dim`, `head` widths,
     `dynamic` graphs, `use_normals` (xyz + normals as input; normals are estimated for bare point clouds).
     Sampling: each step sees `batch` random subsets of `points_per_shape` points (inference splits a shape into
-    subsets of the same size, so the network always sees the same point density).
+    subsets of the same size, so the network always sees the same point density). A shape of more than
+    `max_points` points trains on, and is predicted at, a fixed random subset of `max_points` of them; the others
+    take their nearest subset point's probabilities, so a 5M-point scan costs what a 100k-point one does.
     Schedule: an epoch is `max(min_epoch_steps, ceil(total points / (points_per_shape * batch)))` steps of
     AdamW at `lr * lr_decay ** epoch`. Forward distillation runs at least `min_forward_epochs` and at most
     `max_forward_epochs` epochs, stopping once the 5-epoch moving average of the epoch loss changes by less
@@ -63,6 +65,7 @@ class DistillConfig:
     dynamic: bool = False
     use_normals: bool = True
     points_per_shape: int = 1024
+    max_points: int = 100_000
     batch: int = 2
     lr: float = 2e-3
     lr_decay: float = 0.9
@@ -85,7 +88,7 @@ class DistillConfig:
         self.head = tuple(int(w) for w in self.head)
         if self.agreement not in AGREEMENT_MEASURES:
             raise ValueError(f"unknown agreement {self.agreement!r}; choose from {', '.join(AGREEMENT_MEASURES)}")
-        for name in ("points_per_shape", "batch", "ensemble", "tta", "min_epoch_steps", "k"):
+        for name in ("points_per_shape", "max_points", "batch", "ensemble", "tta", "min_epoch_steps", "k"):
             if getattr(self, name) < 1:
                 raise ValueError(f"student setting '{name}' must be at least 1, got {getattr(self, name)}")
         if self.min_forward_epochs > self.max_forward_epochs:
@@ -163,12 +166,24 @@ class Student:
         """(N, D) float32 input features of `shape`'s points."""
         return point_features(shape.points, shape.normals, self.config.use_normals)
 
-    @torch.no_grad()
     def predict_features(self, feats: np.ndarray, seed: int = 0, tta: int | None = None) -> np.ndarray:
         """(N, C) float32 class probabilities of (N, D) point features, averaged over members and TTA passes.
 
         Each pass splits the points at random into subsets of about `points_per_shape` and runs each alone.
+        Beyond `config.max_points` points, the network runs on `subsample(N, max_points)` and every other point
+        takes its nearest such point's probabilities.
         """
+        keep = subsample(len(feats), self.config.max_points)
+        if keep is None:
+            return self._predict_all(feats, seed, tta)
+        from scipy.spatial import cKDTree
+
+        probs = self._predict_all(feats[keep], seed, tta)
+        _, nearest = cKDTree(feats[keep, :3]).query(feats[:, :3], workers=-1)
+        return probs[nearest]
+
+    @torch.no_grad()
+    def _predict_all(self, feats: np.ndarray, seed: int, tta: int | None) -> np.ndarray:
         n = len(feats)
         passes = self.config.tta if tta is None else tta
         rng = np.random.default_rng([seed, 7])
@@ -244,12 +259,20 @@ class Student:
         return student
 
 
+def subsample(n: int, cap: int) -> np.ndarray | None:
+    """Sorted indices of a fixed random `cap` of `n` points (the same for every call), or None if n <= cap."""
+    if n <= cap:
+        return None
+    return np.sort(np.random.default_rng([n, cap, 3]).choice(n, size=cap, replace=False))
+
+
 @dataclass
 class _Item:
     feats: np.ndarray
     knowledge: Knowledge
     weights: np.ndarray
     targets: np.ndarray
+    pool: np.ndarray | None = None  # the points training draws from (None: all)
 
 
 def _targets(item: _Item, config: DistillConfig, member_w: np.ndarray | None = None) -> np.ndarray:
@@ -326,11 +349,25 @@ class _Checkpoint:
         except Exception as exc:  # any unreadable checkpoint means "train from scratch", never a crash
             console.print(f"[yellow]{self.dir}: cannot resume from checkpoint ({exc}); starting afresh[/]")
             return None
+        done = "finished" if state.get("done") else f"{state['phase']}, epoch {state['epoch']}"
+        console.print(f"resuming student {j + 1} from its checkpoint ({done}) in {self.dir}")
         return state
+
+    def clear(self) -> None:
+        """Remove this run's checkpoint files (once training has finished), and the folder if that empties it."""
+        if self.dir is None or not self.dir.is_dir():
+            return
+        for path in self.dir.glob("member*.*"):
+            if path.suffix in (".json", ".safetensors"):
+                path.unlink(missing_ok=True)
+        try:
+            self.dir.rmdir()
+        except OSError:  # other files (not ours) remain: leave the folder
+            pass
 
 
 def _epoch_steps(items: list[_Item], config: DistillConfig) -> int:
-    total = sum(len(it.feats) for it in items)
+    total = sum(len(it.feats) if it.pool is None else len(it.pool) for it in items)
     return max(config.min_epoch_steps, math.ceil(total / (config.points_per_shape * config.batch)))
 
 
@@ -338,8 +375,10 @@ def _batch(items: list[_Item], config: DistillConfig, rng: np.random.Generator):
     feats, targets = [], []
     for s in rng.integers(len(items), size=config.batch):
         it = items[s]
-        n = len(it.feats)
+        n = len(it.feats) if it.pool is None else len(it.pool)
         pick = rng.choice(n, size=config.points_per_shape, replace=n < config.points_per_shape)
+        if it.pool is not None:
+            pick = it.pool[pick]
         feats.append(it.feats[pick])
         targets.append(it.targets[pick])
     x = np.stack(feats)
@@ -484,7 +523,9 @@ def distill(
     prepared = []
     for shape, k in items:
         feats = student.features(shape)
-        it = _Item(feats, k, k.scores.astype(np.float64), np.zeros(0, np.float32))
+        it = _Item(
+            feats, k, k.scores.astype(np.float64), np.zeros(0, np.float32), subsample(len(feats), config.max_points)
+        )
         it.targets = _targets(it, config)
         prepared.append(it)
     initial = [(it.weights.copy(), it.targets.copy()) for it in prepared]
@@ -505,6 +546,8 @@ def distill(
     finally:
         if bar:
             bar.stop()
+    # Checkpoints exist to resume an interrupted training; a finished one needs them no more.
+    ckpt.clear()
     # A fine-tuned student's history continues its initial student's: epochs and the loss curve add up.
     before = init.history if init is not None else {}
     backward = states[0]["backward_epoch"]
