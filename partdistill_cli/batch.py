@@ -605,11 +605,12 @@ def print_summary(report: BatchReport, out: Path, progress: Reporter) -> None:
     """The table that ends a batch: shapes done, skipped and failed, with their time."""
     from rich.table import Table
 
+    from partdistill_cli.console import counted
     from partdistill_cli.progress import seconds_text
 
     if not progress.enabled:
         return
-    table = Table(title=f"{report.total} shapes in {seconds_text(report.seconds)}")
+    table = Table(title=f"{counted(report.total, 'shape')} in {seconds_text(report.seconds)}")
     table.add_column("outcome")
     table.add_column("shapes", justify="right")
     table.add_column("time", justify="right")

@@ -228,6 +228,7 @@ def run_evaluation(
     import time
 
     from partdistill_cli.batch import Job, make_runner, teach_all
+    from partdistill_cli.console import counted
     from partdistill_cli.progress import Reporter
 
     if not data:
@@ -270,7 +271,7 @@ def run_evaluation(
         fn = METHODS[method]
         for cat, idx in by_category.items():
             started = time.perf_counter()
-            item = f"{method} · {cat} ({len(idx)} shapes)"
+            item = f"{method} · {cat} ({counted(len(idx), 'shape')})"
             level.start(item)
             trained_before = (method, cat) in done
             if trained_before:

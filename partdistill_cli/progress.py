@@ -13,6 +13,8 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from partdistill_cli.console import counted
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
@@ -197,9 +199,9 @@ class Training:
         """How many epochs ran and why the forward phase stopped, e.g. "distilled 14 epochs (6 forward, stopped
         when the loss flattened; then 8 backward)"."""
         if self.fine_tune:
-            return f"fine-tuned {_epochs(self.last_epoch)}"
+            return f"fine-tuned {counted(self.last_epoch, 'epoch')}"
         if self.resumed_in_backward:
-            return f"distilled {_epochs(self.last_epoch)} (resumed from a checkpoint in the backward phase)"
+            return f"distilled {counted(self.last_epoch, 'epoch')} (resumed from a checkpoint in the backward phase)"
         forward = self.last_epoch if self.first_backward is None else self.first_backward - 1
         backward = self.last_epoch - forward
         lo, hi = self.config.min_forward_epochs, self.config.max_forward_epochs
@@ -210,12 +212,8 @@ class Training:
         else:
             why = f"reached the maximum of {hi}"
         if self.mode != "full":
-            return f"distilled {_epochs(forward)} ({why})"
-        return f"distilled {_epochs(forward + backward)} ({forward} forward, {why}; then {backward} backward)"
-
-
-def _epochs(n: int) -> str:
-    return f"{n} epoch" if n == 1 else f"{n} epochs"
+            return f"distilled {counted(forward, 'epoch')} ({why})"
+        return f"distilled {counted(forward + backward, 'epoch')} ({forward} forward, {why}; then {backward} backward)"
 
 
 __all__ = ["Level", "Reporter", "Training", "seconds_text"]

@@ -177,6 +177,7 @@ def test_batch_outputs_equal_per_shape_segment_outputs(tiny, shapes, tmp_path):
         single = tmp_path / "single" / Path(rel).parent
         one = invoke(["segment", folder / rel, *common, "--out", single, "--cache-dir", tmp_path / "c2"])
         assert one.exit_code == 0, one.output + repr(one.exception)
+        assert "distilled 1 epoch (a fixed schedule) in " in one.output  # one shape: its training's line
         stem = Path(rel).stem
         a = json.loads((tmp_path / "batch" / Path(rel).parent / f"{stem}.labels.json").read_text())
         b = json.loads((single / f"{stem}.labels.json").read_text())

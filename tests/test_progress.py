@@ -127,3 +127,88 @@ def test_seconds_read_as_people_read_them():
         "3 min 05 s",
         "2 h 07 min",
     ]
+
+
+def two_halves(shape) -> Knowledge:
+    """Knowledge that calls the x < 0 half of `shape` "left" and the rest "right", one unit each."""
+    halves = [np.flatnonzero(shape.points[:, 0] < 0), np.flatnonzero(shape.points[:, 0] >= 0)]
+    return Knowledge(np.array([0, 1]), np.array([0.9, 0.8], np.float32), np.zeros(2, np.int64),
+                     np.array([0, len(halves[0]), shape.n_points]), np.concatenate(halves), shape.n_points,
+                     ["left", "right"])  # fmt: skip
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_segment_says_how_many_epochs_ran_when_training_stopped_early(monkeypatch, tmp_path, terminal):
+    import partdistill_cli.student as student_pkg
+    from partdistill_cli.config import SegmentConfig
+    from partdistill_cli.pipeline import Pipeline
+    from partdistill_cli.shapes import from_points
+
+    shape = from_points(np.random.default_rng(0).normal(size=(200, 3)), None, "blob")
+    early = replace(SMALL, min_forward_epochs=2, max_forward_epochs=40, backward_epochs=1)
+    con, buffer = console(terminal)
+    pipeline = Pipeline(
+        SegmentConfig(method="forward", device="cpu", cache_dir=tmp_path), progress=Reporter(console=con)
+    )
+    monkeypatch.setattr(pipeline, "distill_config", lambda: early)
+    trained = []
+    distill_ = student_pkg.distill
+    monkeypatch.setattr(student_pkg, "distill", lambda *a, **kw: trained.append(distill_(*a, **kw)) or trained[-1])
+    labels = pipeline.label(shape, two_halves(shape), teacher_name="t")
+    assert labels.point_labels.shape == (200,)
+    epochs = trained[0].history["epochs"]
+    assert 2 <= epochs < 40  # the loss flattened long before the maximum
+    lines = buffer.getvalue().splitlines()
+    assert lines[-1].startswith(f"distilled {epochs} epochs (stopped when the loss flattened) in ")
+    if terminal:  # the epochs' bar was drawn, and is gone once the line says how it ended
+        assert "student epochs" in buffer.getvalue() and "forward loss" in buffer.getvalue()
+    else:
+        assert lines == [lines[-1]]  # no bar in a log, just the line
+
+
+def test_evaluate_names_the_item_in_progress_and_logs_each_with_its_time(monkeypatch):
+    import partdistill_cli.evaluate as evaluate
+    from partdistill_cli.pipeline import RenderSettings
+    from partdistill_cli.procedural import procedural_dataset
+    from partdistill_cli.teachers.simulated import load_noise
+
+    data = procedural_dataset(["mug", "chair"], per_category=1, seed=0, n_points=256)
+    config = evaluate.EvalConfig(["vote", "vote-fill"], load_noise("clean"), "clean", RenderSettings(2, 64))
+
+    con, buffer = console(terminal=False)
+    evaluate.run_evaluation(data, config, progress=Reporter(console=con))
+    lines = buffer.getvalue().splitlines()
+    assert [line.split(": ")[0] for line in lines] == [
+        "[1/2] mug_0",
+        "[2/2] chair_0",
+        "[1/4] vote · mug (1 shape)",
+        "[2/4] vote · chair (1 shape)",
+        "[3/4] vote-fill · mug (1 shape)",
+        "[4/4] vote-fill · chair (1 shape)",
+    ]
+    assert all(line.endswith(" s)") for line in lines) and "mIoU" in lines[-1]
+
+    # Live: while a method runs, the methods bar names that very (method, category) and counts those before it.
+    con, _ = console(terminal=True)
+    reporter = Reporter(console=con)
+    seen = []
+
+    def watched(method):
+        def run(*args, **kwargs):
+            task = reporter._bars.tasks[-1]
+            seen.append((method, task.description, task.completed))
+            return original[method](*args, **kwargs)
+
+        return run
+
+    original = dict(evaluate.METHODS)
+    for method in ("vote", "vote-fill"):
+        monkeypatch.setitem(evaluate.METHODS, method, watched(method))
+    with reporter:
+        evaluate.run_evaluation(data, config, progress=reporter)
+    assert seen == [
+        ("vote", "methods: vote · mug (1 shape)", 0),
+        ("vote", "methods: vote · chair (1 shape)", 1),
+        ("vote-fill", "methods: vote-fill · mug (1 shape)", 2),
+        ("vote-fill", "methods: vote-fill · chair (1 shape)", 3),
+    ]
