@@ -130,7 +130,7 @@ def _expand(source: str, out: Path) -> tuple[list[Path], Path]:
     if path.is_dir():
         files = [Path(os.path.abspath(f)) for f in _shapes_in(path, out)]
         if not files:
-            raise InputError(f"{path}: the folder holds no shape files")
+            raise InputError(f"{path}: is a folder holding no shape files nor PartNet-Mobility object folders")
         return files, Path(os.path.abspath(path))
     if path.exists() or path.is_symlink():
         return [Path(os.path.abspath(path))], Path(os.path.abspath(path.parent))

@@ -116,6 +116,9 @@ def test_inputs_that_name_nothing_or_collide_are_refused_before_any_work(shapes,
     folder, _ = shapes
     with pytest.raises(InputError, match=r"matches no shape files"):
         find_inputs([str(folder / "*.stl")], tmp_path / "o")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"empty: is a folder holding no shape files nor PartNet-Mobility object"):
+        find_inputs([tmp_path / "empty"], tmp_path / "o")
     with pytest.raises(InputError, match=r"no such file or folder"):
         find_inputs([tmp_path / "nowhere"], tmp_path / "o")
     (tmp_path / "empty.txt").write_text("# nothing\n")
