@@ -3,6 +3,7 @@ heavy dependencies (torch, open3d, transformers) only when it runs, so that `--h
 
 from __future__ import annotations
 
+import re
 import sys
 
 import typer
@@ -28,7 +29,8 @@ class Command(TyperCommand):
         return params
 
     def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
-        return [piece.removeprefix("{").removesuffix("}") for piece in super().collect_usage_pieces(ctx)]
+        # "{SHAPE}" and, for an argument taking several values, "{SHAPE}..." lose their braces.
+        return [re.sub(r"^\{(.*)\}(\.\.\.)?$", r"\1\2", piece) for piece in super().collect_usage_pieces(ctx)]
 
 
 app = typer.Typer(

@@ -20,7 +20,7 @@ def segment(
             "object folder (its part meshes merged). For many shapes: several of them, a folder (searched "
             "recursively), a quoted glob ('data/**/*.obj') or @list.txt (one path per line), segmented into --out, "
             "which mirrors their folders.",
-            metavar="SHAPE...",
+            metavar="SHAPE",
             show_default=False,
         ),
     ],
