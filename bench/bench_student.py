@@ -1,11 +1,12 @@
 """Benchmark the student: single-shape distillation, cached-student inference, category training.
 
-    OMP_NUM_THREADS=2 python bench/bench_student.py [--shapes 50] [--points 10000] [--repeats 3]
+    OMP_NUM_THREADS=2 python bench/bench_student.py [--shapes 50] [--points 10000] [--repeats 3] [--large 5000000]
 
 Shapes are box-built chairs (seat, back, legs, sometimes arms) taught by the simulated teacher with the
 "default" noise preset over 10 views at 256 px; only the student's own work is timed (rendering, teaching
 and lifting are not). Peak memory is the process's maximum resident set size (resource.getrusage), which only
-grows, so each figure is the peak up to the end of that stage.
+grows, so each figure is the peak up to the end of that stage. `--large N` times, instead, one epoch of
+distillation and the prediction on an N-point cloud (the student works on `max_points` of them).
 """
 
 from __future__ import annotations
@@ -60,6 +61,31 @@ def taught(seed: int, n_points: int):
     return shape, lift(teacher.detect(views, parts), views, parts), face_labels, parts
 
 
+def large_cloud(n_points: int) -> None:
+    """Time one forward epoch and the prediction of a student on an n_points cloud (teaching not timed)."""
+    from partdistill_cli.shapes import from_points
+    from partdistill_cli.student import DistillConfig, distill
+    from partdistill_cli.student.train import _epoch_steps, _Item, subsample
+
+    mesh_shape, knowledge, _, _ = taught(0, n_points)
+    cloud = from_points(mesh_shape.points, mesh_shape.normals, name="large")
+    config = DistillConfig(min_forward_epochs=1, max_forward_epochs=1)
+    pool = subsample(cloud.n_points, config.max_points)
+    steps = _epoch_steps([_Item(cloud.points, knowledge, knowledge.scores, knowledge.scores, pool)], config)
+    t = time.perf_counter()
+    student = distill([(cloud, knowledge)], config, mode="forward", show_progress=False)
+    train_s = time.perf_counter() - t
+    t = time.perf_counter()
+    labels = student.predict(cloud)
+    predict_s = time.perf_counter() - t
+    print(
+        f"large cloud ({n_points:,} points, student on {min(n_points, config.max_points):,}): one epoch of "
+        f"{steps} steps {train_s:.1f} s, predict {predict_s:.1f} s, every point labeled "
+        f"{bool((labels.point_labels >= 0).all())}, peak RSS {peak_mb():.0f} MB",
+        flush=True,
+    )
+
+
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -70,7 +96,11 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=10000, help="points of the single shape")
     ap.add_argument("--repeats", type=int, default=3, help="repeats of the single-shape and inference timings")
     ap.add_argument("--category-points", type=int, default=2048, help="points per category-training shape")
+    ap.add_argument("--large", type=int, default=0, help="only time a cloud of this many points")
     args = ap.parse_args()
+    if args.large:
+        large_cloud(args.large)
+        return
 
     import torch
 

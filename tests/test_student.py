@@ -87,6 +87,20 @@ def test_point_targets_rows_and_shapes():
         point_targets(k, np.ones(5))
 
 
+def test_sharpened_targets_keep_each_points_weight_and_leading_part():
+    # Point 1 is claimed 0.25 : 0.5 (two units), point 0 by one unit, point 2 by none.
+    k = _knowledge([[0, 1], [1]], [0, 1], [0.5, 1.0], n=3, c=2)
+    t = point_targets(k, k.scores, sharpen=2.0)
+    # Row 1: the split 1 : 2 becomes 1 : 4 at the same total 0.75; single-part and empty rows are unchanged.
+    np.testing.assert_allclose(t, [[0.5, 0.0], [0.15, 0.6], [0.0, 0.0]], rtol=1e-6)
+    very = point_targets(k, k.scores, sharpen=50.0)
+    np.testing.assert_allclose(very[1], [0.0, 0.75], atol=1e-6)
+    with pytest.raises(ValueError, match="sharpen"):
+        point_targets(k, k.scores, sharpen=0.0)
+    with pytest.raises(ValueError, match="sharpen"):
+        DistillConfig(sharpen=-1.0)
+
+
 @pytest.mark.parametrize("measure", [m for m in AGREEMENT_MEASURES if m != "point"])
 def test_rescoring_fades_a_unit_contradicting_a_consistent_majority(measure):
     # Three views agree that points 0-9 are part 0; a fourth calls the same points part 1.

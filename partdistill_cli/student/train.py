@@ -77,6 +77,7 @@ class DistillConfig:
     backward_epochs: int = 8
     agreement: str = "relative"
     class_weights: bool = False
+    sharpen: float = 1.0
     augment: bool = True
     ensemble: int = 1
     tta: int = 2
@@ -91,6 +92,8 @@ class DistillConfig:
         for name in ("points_per_shape", "max_points", "batch", "ensemble", "tta", "min_epoch_steps", "k"):
             if getattr(self, name) < 1:
                 raise ValueError(f"student setting '{name}' must be at least 1, got {getattr(self, name)}")
+        if self.sharpen <= 0:
+            raise ValueError(f"student setting 'sharpen' must be positive, got {self.sharpen}")
         if self.min_forward_epochs > self.max_forward_epochs:
             raise ValueError("min_forward_epochs must not exceed max_forward_epochs")
 
@@ -277,7 +280,7 @@ class _Item:
 
 def _targets(item: _Item, config: DistillConfig, member_w: np.ndarray | None = None) -> np.ndarray:
     cw = balanced_class_weights(item.knowledge, item.weights) if config.class_weights else None
-    return point_targets(item.knowledge, item.weights, cw, member_w)
+    return point_targets(item.knowledge, item.weights, cw, member_w, config.sharpen)
 
 
 def _fingerprint(items: list[tuple[Shape, Knowledge]], config: DistillConfig, mode: str, init) -> str:
