@@ -29,15 +29,16 @@ if TYPE_CHECKING:
 Protocol = Literal["per-shape", "category"]
 # A method labels a group of shapes from their knowledge alone: the per-shape protocol calls it with one shape
 # at a time, the category protocol with all shapes of a category at once.
-# `overrides` are student settings (DistillConfig fields) that replace the defaults.
-Method = Callable[[list[tuple[Shape, Knowledge]], int, dict | None], list[Labels]]
+# `overrides` are student settings (DistillConfig fields) that replace the defaults; `progress` (optional) shows
+# the epochs of each student trained.
+Method = Callable[[list[tuple[Shape, Knowledge]], int, "dict | None", "Reporter | None"], list[Labels]]
 
 
-def _vote(items: list[tuple[Shape, Knowledge]], seed: int, overrides: dict | None = None) -> list[Labels]:
+def _vote(items: list[tuple[Shape, Knowledge]], seed: int, overrides=None, progress=None) -> list[Labels]:
     return [vote(k) for _, k in items]
 
 
-def _vote_fill(items: list[tuple[Shape, Knowledge]], seed: int, overrides: dict | None = None) -> list[Labels]:
+def _vote_fill(items: list[tuple[Shape, Knowledge]], seed: int, overrides=None, progress=None) -> list[Labels]:
     return [vote(k, s.points, fill=True) for s, k in items]
 
 
@@ -47,29 +48,37 @@ def _student_config(seed: int, overrides: dict | None):
     return DistillConfig.from_dict({"seed": seed, **(overrides or {})})
 
 
-def _student(mode: str) -> Method:
-    def run(items: list[tuple[Shape, Knowledge]], seed: int, overrides: dict | None = None) -> list[Labels]:
-        from partdistill_cli.student import distill
+def _distilled(items: list[tuple[Shape, Knowledge]], config, mode: str, progress: Reporter | None, init=None):
+    """`student.distill` of `items`, its epochs shown by `progress` when given."""
+    from partdistill_cli.student import distill
 
-        student = distill(items, _student_config(seed, overrides), mode=mode, show_progress=False)
+    if progress is None:
+        return distill(items, config, mode=mode, init=init, show_progress=False)
+    with progress.training(config, mode) as training:
+        return distill(items, config, mode=mode, init=init, show_progress=False, on_epoch=training.on_epoch)
+
+
+def _student(mode: str) -> Method:
+    def run(
+        items: list[tuple[Shape, Knowledge]], seed: int, overrides: dict | None = None, progress=None
+    ) -> list[Labels]:
+        student = _distilled(items, _student_config(seed, overrides), mode, progress)
         return [student.predict(s) for s, _ in items]
 
     return run
 
 
 def _forward_then_full(
-    items: list[tuple[Shape, Knowledge]], seed: int, overrides: dict | None = None
+    items: list[tuple[Shape, Knowledge]], seed: int, overrides: dict | None = None, progress: Reporter | None = None
 ) -> tuple[list[Labels], list[Labels]]:
     """Both student methods from one training: `full` continues the `forward` student with backward
     distillation (what `full` does anyway after its forward phase), which halves the work of `--method all`."""
     from dataclasses import replace
 
-    from partdistill_cli.student import distill
-
     config = _student_config(seed, overrides)
-    forward = distill(items, config, mode="forward", show_progress=False)
+    forward = _distilled(items, config, "forward", progress)
     backward_only = replace(config, min_forward_epochs=0, max_forward_epochs=0)
-    full = distill(items, backward_only, mode="full", init=forward, show_progress=False)
+    full = _distilled(items, backward_only, "full", progress, init=forward)
     return [forward.predict(s) for s, _ in items], [full.predict(s) for s, _ in items]
 
 
@@ -278,14 +287,21 @@ def run_evaluation(
                 labels = done[(method, cat)]
             elif shared and method in ("forward", "full"):
                 groups = [idx] if config.protocol == "category" else [[i] for i in idx]
-                pairs = [_forward_then_full([taught[i] for i in g], config.seed, config.student) for g in groups]
+                pairs = []
+                for g in groups:
+                    if len(g) == 1:
+                        level.stage(data[g[0]].name)
+                    pairs.append(_forward_then_full([taught[i] for i in g], config.seed, config.student, progress))
                 done[("forward", cat)] = [lab for fwd, _ in pairs for lab in fwd]
                 done[("full", cat)] = [lab for _, full in pairs for lab in full]
                 labels = done[(method, cat)]
             elif config.protocol == "category" and method not in SHAPE_LOCAL:
-                labels = fn([taught[i] for i in idx], config.seed, config.student)
+                labels = fn([taught[i] for i in idx], config.seed, config.student, progress)
             else:
-                labels = [fn([taught[i]], config.seed, config.student)[0] for i in idx]
+                labels = []
+                for i in idx:
+                    level.stage(data[i].name)
+                    labels.append(fn([taught[i]], config.seed, config.student, progress)[0])
             shapes_out = []
             for i, lab in zip(idx, labels, strict=True):
                 ls = data[i]

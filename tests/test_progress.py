@@ -212,3 +212,33 @@ def test_evaluate_names_the_item_in_progress_and_logs_each_with_its_time(monkeyp
         ("vote-fill", "methods: vote-fill · mug (1 shape)", 2),
         ("vote-fill", "methods: vote-fill · chair (1 shape)", 3),
     ]
+
+
+def test_evaluate_draws_the_epochs_of_every_student_it_trains(monkeypatch):
+    import partdistill_cli.evaluate as evaluate
+    from partdistill_cli import progress as progress_module
+    from partdistill_cli.pipeline import RenderSettings
+    from partdistill_cli.procedural import procedural_dataset
+    from partdistill_cli.teachers.simulated import load_noise
+
+    seen = []
+    real = progress_module.Training.on_epoch
+
+    def watched(self, epoch, max_epochs, loss, phase):
+        real(self, epoch, max_epochs, loss, phase)
+        task = self.reporter._bars.tasks[-1]  # the newest bar: this student's
+        seen.append((task.description, int(task.completed), phase))
+
+    monkeypatch.setattr(progress_module.Training, "on_epoch", watched)
+    data = procedural_dataset(["mug"], per_category=2, seed=0, n_points=256)
+    fixed = {**SMALL.to_dict(), "min_forward_epochs": 2, "max_forward_epochs": 2, "backward_epochs": 1}
+    config = evaluate.EvalConfig(
+        ["forward", "full"], load_noise("clean"), "clean", RenderSettings(2, 64), student=fixed
+    )
+    con, _ = console(terminal=True)
+    reporter = Reporter(console=con)
+    with reporter:
+        evaluate.run_evaluation(data, config, progress=reporter)
+    # Per shape: the forward student's two epochs, then the backward epoch that makes `full` of it.
+    per_shape = [("student epochs", 1, "forward"), ("student epochs", 2, "forward"), ("student epochs", 1, "backward")]
+    assert seen == per_shape * 2

@@ -170,7 +170,8 @@ def evaluate(
         f"[dim]teacher: {what}, {counted(len(items), 'shape')}, methods {', '.join(methods)}, protocol "
         f"{protocol.value}[/]"
     )
-    reporter = Reporter()
+    # Each student's epochs get a bar; its closing line would repeat, per shape, what the method's line says.
+    reporter = Reporter(announce_training=False)
     with reporter:
         report = run_evaluation(items, config, save_knowledge, reporter, workers=workers, address=ray_address)
     report["config"].update({"data": data, "format": fmt.value, "points": points})
