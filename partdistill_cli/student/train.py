@@ -53,6 +53,9 @@ class DistillConfig:
     `losses.rescore`; the default "relative" also suits box teachers) and runs `backward_epochs`.
     `max_forward_epochs=0` with an initial student re-scores at once (fine-tuning a cached student on a new
     shape's knowledge).
+    Targets: each point's target is the confidence-weighted split of the units covering it, `sharpen`ed (see
+    `losses.point_targets`): at 4 the student learns each point's leading claim without losing the point's weight,
+    which keeps minority parts from being smoothed away (measured: `bench/quality.py`, README "Measuring quality").
     `ensemble` students are trained from seeds `seed, seed+1, ...` and their probabilities averaged;
     `tta` prediction passes (different point subsets, the later ones augmented) are averaged too.
     """
@@ -77,7 +80,7 @@ class DistillConfig:
     backward_epochs: int = 8
     agreement: str = "relative"
     class_weights: bool = False
-    sharpen: float = 1.0
+    sharpen: float = 4.0
     augment: bool = True
     ensemble: int = 1
     tta: int = 2
