@@ -394,7 +394,8 @@ class Pipeline:
             return labels
         from partdistill_cli.student import distill
 
-        cap = self.distill_config().max_points
+        config = self.distill_config()
+        cap = config.max_points
         if shape.n_points > cap:
             self._say(
                 f"{shape.n_points:,} points: the student trains on and predicts {cap:,} of them at random; "
@@ -407,9 +408,7 @@ class Pipeline:
                 "using a cached category student" + (f", fine-tuned for {counted(steps, 'epoch')}" if steps else "")
             )
             if steps:
-                tune = replace(
-                    self.distill_config(), min_forward_epochs=steps, max_forward_epochs=steps, backward_epochs=0
-                )
+                tune = replace(config, min_forward_epochs=steps, max_forward_epochs=steps, backward_epochs=0)
                 with self.progress.training(tune, "forward", fine_tune=True) as training:
                     cached = distill(
                         [(shape, knowledge)], tune, mode="forward", init=cached, show_progress=False,
@@ -417,7 +416,6 @@ class Pipeline:
                     )  # fmt: skip
             return cached.predict(shape)
         self._say(f"distilling a student on this shape ({method} distillation)")
-        config = self.distill_config()
         with self.progress.training(config, method) as training:
             student = distill(
                 [(shape, knowledge)], config, mode=method, show_progress=False, on_epoch=training.on_epoch

@@ -363,8 +363,8 @@ class _Checkpoint:
         """Remove this run's checkpoint files (once training has finished), and the folder if that empties it."""
         if self.dir is None or not self.dir.is_dir():
             return
-        for path in self.dir.glob("member*.*"):
-            if path.suffix in (".json", ".safetensors"):
+        for pattern in ("member*.json", "member*.safetensors"):
+            for path in self.dir.glob(pattern):
                 path.unlink(missing_ok=True)
         try:
             self.dir.rmdir()
