@@ -21,6 +21,7 @@ from partdistill_cli.student import (
     rescore,
 )
 from partdistill_cli.student import train as train_module
+from partdistill_cli.student.losses import backward_weights
 
 TINY = DistillConfig(
     backbone="dgcnn",
@@ -119,6 +120,27 @@ def test_point_level_rescoring_weighs_each_member_by_student_probability():
     np.testing.assert_allclose(member_agreement(k, probs), [0.9, 0.2, 0.5])
     t = point_targets(k, k.scores, member_weights=member_agreement(k, probs))
     np.testing.assert_allclose(t[:, 1], [0.81, 0.18, 0.45], rtol=1e-6)
+
+
+def test_relative_point_rescoring_keeps_the_teachers_scores_and_weighs_each_point():
+    # Two views call points 0-9 part 0 (scores 0.8 and 0.4); a third calls them part 1. The student says
+    # part 0 everywhere, surely at points 0-4 (0.9) and barely at points 5-9 (0.6).
+    k = _knowledge([list(range(10))] * 3, [0, 0, 1], [0.8, 0.4, 0.9], n=10, c=2)
+    probs = np.array([[0.9, 0.1]] * 5 + [[0.6, 0.4]] * 5, np.float32)
+    units, points = backward_weights(k, probs, "relative-point")
+    # The contradicting unit fades; the agreeing ones keep the teacher's scores ("relative" would give 1, 1).
+    np.testing.assert_allclose(units, [0.8, 0.4, 0.0], atol=1e-6)
+    np.testing.assert_allclose(backward_weights(k, probs, "relative")[0], [1.0, 1.0, 0.0], atol=1e-6)
+    # Each membership is weighed by the student's probability of the unit's label at that point.
+    np.testing.assert_allclose(points[:10], [0.9] * 5 + [0.6] * 5, rtol=1e-6)
+    np.testing.assert_allclose(points[20:], [0.1] * 5 + [0.4] * 5, rtol=1e-6)
+    t = point_targets(k, units, member_weights=points)
+    np.testing.assert_allclose(t[[0, 5], 0], [1.2 * 0.9 / 3, 1.2 * 0.6 / 3], rtol=1e-5)
+    assert np.all(t[:, 1] == 0)
+    # "point" alone keeps every unit's score, the contradicting one included.
+    units, points = backward_weights(k, probs, "point")
+    np.testing.assert_allclose(units, [0.8, 0.4, 0.9], rtol=1e-6)
+    assert backward_weights(k, probs, "ratio")[1] is None
 
 
 def test_rescore_rejects_bad_input():

@@ -14,8 +14,8 @@ import torch
 
 from partdistill_cli.knowledge import Knowledge
 
-AgreementMeasure = Literal["ratio", "iou", "relative", "soft", "point"]
-AGREEMENT_MEASURES: tuple[str, ...] = ("ratio", "iou", "relative", "soft", "point")
+AgreementMeasure = Literal["ratio", "iou", "relative", "soft", "point", "relative-point"]
+AGREEMENT_MEASURES: tuple[str, ...] = ("ratio", "iou", "relative", "soft", "point", "relative-point")
 
 
 def point_targets(
@@ -177,7 +177,8 @@ def rescore(
             median over all units), clipped to [0, 1]: a box is never pure, so it is judged against the purity
             the boxes of its label usually reach;
             "soft" = mean student probability of Y_k over the unit (needs `probs`);
-            "point" = 1 for every unit: the agreement is applied per point by `member_agreement`.
+            "point" = 1 for every unit: the agreement is applied per point by `member_agreement`;
+            "relative-point" = "relative" (`backward_weights` adds the per-point agreement).
         probs: (N, C) float student probabilities ("soft" only).
     """
     pred = np.asarray(pred)
@@ -187,6 +188,8 @@ def rescore(
         return np.zeros(0, dtype=np.float32)
     if measure == "ratio":
         out = _agreement_ratio(knowledge, pred)
+    elif measure == "relative-point":
+        out = rescore(knowledge, pred, "relative")
     elif measure == "iou":
         out = _agreement_iou(knowledge, pred)
     elif measure == "relative":
@@ -219,3 +222,26 @@ def member_agreement(knowledge: Knowledge, probs: np.ndarray) -> np.ndarray:
     """
     sizes = knowledge.unit_sizes()
     return probs[knowledge.indices, np.repeat(knowledge.labels, sizes)].astype(np.float32)
+
+
+def backward_weights(
+    knowledge: Knowledge, probs: np.ndarray, measure: AgreementMeasure
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Backward distillation's re-scoring: (K,) unit weights and the optional (nnz,) per-membership weights that
+    `point_targets` takes, from the student's (N, C) probabilities.
+
+    Unit measures ("ratio", "iou", "relative", "soft") replace each unit's score by its agreement. "point" keeps
+    the teacher's scores and weighs each (unit, point) membership by the student's probability of the unit's
+    label there. "relative-point" does both: the teacher's score times the relative agreement, and the point
+    weights. The unit factor fades a view's wrong answer as a whole; the point factor lets a unit keep
+    teaching only where the student already leans its way. Alone, the unit measures fade every unit of a part
+    the student under-resolves (a handle of 0.5% of the surface: all its units disagree, so all fade, and the
+    part is lost), while the point factor alone corrects less on ShapeNetPart (bench/quality.py, README).
+    """
+    scores = knowledge.scores.astype(np.float64)
+    pred = probs.argmax(axis=1)
+    if measure == "point":
+        return scores, member_agreement(knowledge, probs)
+    if measure == "relative-point":
+        return scores * rescore(knowledge, pred, "relative"), member_agreement(knowledge, probs)
+    return rescore(knowledge, pred, measure, probs).astype(np.float64), None

@@ -23,10 +23,9 @@ from partdistill_cli.knowledge import Knowledge, Labels
 from partdistill_cli.shapes import Shape
 from partdistill_cli.student.losses import (
     AGREEMENT_MEASURES,
+    backward_weights,
     balanced_class_weights,
-    member_agreement,
     point_targets,
-    rescore,
     target_loss,
 )
 from partdistill_cli.student.model import build_backbone, point_features
@@ -50,7 +49,9 @@ class DistillConfig:
     AdamW at `lr * lr_decay ** epoch`. Forward distillation runs at least `min_forward_epochs` and at most
     `max_forward_epochs` epochs, stopping once the 5-epoch moving average of the epoch loss changes by less
     than `plateau` (relative); backward distillation then re-scores the units (`agreement`, see
-    `losses.rescore`; the default "relative" also suits box teachers) and runs `backward_epochs`.
+    `losses.backward_weights`; the default "relative-point" keeps the teacher's score times the unit's agreement
+    relative to its part's other units, which also suits box teachers, and weighs each of its points by the
+    student's probability of its part there) and runs `backward_epochs`.
     `max_forward_epochs=0` with an initial student re-scores at once (fine-tuning a cached student on a new
     shape's knowledge).
     Targets: each point's target is the confidence-weighted split of the units covering it, `sharpen`ed (see
@@ -78,7 +79,7 @@ class DistillConfig:
     max_forward_epochs: int = 16
     plateau: float = 0.01
     backward_epochs: int = 8
-    agreement: str = "relative"
+    agreement: str = "relative-point"
     class_weights: bool = False
     sharpen: float = 4.0
     augment: bool = True
@@ -404,14 +405,7 @@ def _plateaued(losses: list[float], threshold: float) -> bool:
 def _backward_weights(member: Student, items: list[_Item], config: DistillConfig, seed: int) -> None:
     for i, item in enumerate(items):
         probs = member.predict_features(item.feats, seed=seed + i, tta=1)
-        member_w = None
-        if config.agreement == "point":
-            # Point-level re-scoring keeps the teacher's unit scores and weighs each member point instead.
-            member_w = member_agreement(item.knowledge, probs)
-            item.weights = item.knowledge.scores.astype(np.float64)
-        else:
-            item.weights = rescore(item.knowledge, probs.argmax(axis=1), config.agreement, probs)
-            item.weights = item.weights.astype(np.float64)
+        item.weights, member_w = backward_weights(item.knowledge, probs, config.agreement)
         item.targets = _targets(item, config, member_w)
 
 
