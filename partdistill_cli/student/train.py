@@ -49,9 +49,8 @@ class DistillConfig:
     AdamW at `lr * lr_decay ** epoch`. Forward distillation runs at least `min_forward_epochs` and at most
     `max_forward_epochs` epochs, stopping once the 5-epoch moving average of the epoch loss changes by less
     than `plateau` (relative); backward distillation then re-scores the units (`agreement`, see
-    `losses.backward_weights`; the default "relative-point" keeps the teacher's score times the unit's agreement
-    relative to its part's other units, which also suits box teachers, and weighs each of its points by the
-    student's probability of its part there) and runs `backward_epochs`.
+    `losses.backward_weights`; the default "relative" judges each unit against its part's other units, which
+    also suits box teachers) and runs `backward_epochs`.
     `max_forward_epochs=0` with an initial student re-scores at once (fine-tuning a cached student on a new
     shape's knowledge).
     Targets: each point's target is the confidence-weighted split of the units covering it, `sharpen`ed (see
@@ -79,7 +78,7 @@ class DistillConfig:
     max_forward_epochs: int = 16
     plateau: float = 0.01
     backward_epochs: int = 8
-    agreement: str = "relative-point"
+    agreement: str = "relative"
     class_weights: bool = False
     sharpen: float = 4.0
     augment: bool = True
