@@ -28,6 +28,7 @@ OUT = Path(tempfile.mkdtemp(prefix="viewer-shots-"))
 PNM_40147 = ROOT.parent / "shared" / "data" / "partnet_mobility" / "40147"
 
 from partdistill_cli.datasets import load_dataset  # noqa: E402
+from partdistill_cli.evaluate import face_areas  # noqa: E402
 from partdistill_cli.outputs import write_segment_outputs  # noqa: E402
 from partdistill_cli.pipeline import RenderSettings, teach  # noqa: E402
 from partdistill_cli.preview import explain_sheet  # noqa: E402
@@ -61,16 +62,14 @@ def segment(input_path, shape, gt_faces, parts, category, method, other):
         "category": category,
         "render": settings.to_dict(),
     }
-    written = write_segment_outputs(
+    write_segment_outputs(
         input_path, shape, labels, OUT, overwrite=True, preview=True, meta=meta, html=True, explain=explain
     )
-    tri = shape.vertices[shape.faces]
-    area = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    area = face_areas(shape)
     right = labels.face_labels == np.where(gt_faces < 0, len(parts), gt_faces)
     print(
         f"{input_path.name}: share of the surface labeled right (vs ground truth) {area[right].sum() / area.sum():.3f}"
     )
-    return [p for p in written if p.name.endswith(".viewer.html")][0], labels
 
 
 def shoot(driver, page: Path, name: str, hover_part: str) -> None:
@@ -83,7 +82,6 @@ def shoot(driver, page: Path, name: str, hover_part: str) -> None:
         f"(runs {', '.join(f'{t:.2f}' for t in loads)}), console errors: {errors}"
     )
     parts = driver.execute_script("return window.partdistillViewer.parts")
-    n = driver.execute_script("return window.partdistillViewer.parts.length")
     # hover a visible element of `hover_part` so that the tooltip shows in the shot
     labels = driver.execute_script(
         "const d = JSON.parse(document.getElementById('pd-data').textContent);"
@@ -98,7 +96,7 @@ def shoot(driver, page: Path, name: str, hover_part: str) -> None:
         move_mouse(driver, p["x"], p["y"])
         time.sleep(0.5)
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
-    print(f"  wrote {SHOTS / (name + '.png')} ({n} legend entries)")
+    print(f"  wrote {SHOTS / (name + '.png')} ({len(parts)} legend entries)")
 
 
 def main():
@@ -128,7 +126,7 @@ def segment_both(args):
     chair_obj = OUT / "chair_3.obj"
     trimesh.Trimesh(v, f, process=False).export(chair_obj)
     shape = load_shape(chair_obj, n_points=4096)
-    chair_page, _ = segment(chair_obj, shape, fl, parts, "chair", args.method, other=False)
+    segment(chair_obj, shape, fl, parts, "chair", args.method, other=False)
     print(f"chair segmented in {time.time() - t:.0f} s")
 
     t = time.time()
@@ -137,7 +135,7 @@ def segment_both(args):
     trimesh.Trimesh(item.shape.to_original(item.shape.vertices), item.shape.faces, process=False).export(obj_path)
     shape = load_shape(obj_path, n_points=4096)
     assert len(shape.faces) == len(item.face_labels)
-    pm_page, _ = segment(obj_path, shape, item.face_labels, item.parts, item.category, args.method, other=True)
+    segment(obj_path, shape, item.face_labels, item.parts, item.category, args.method, other=True)
     print(f"{item.name} ({item.category}, parts {item.parts}) segmented in {time.time() - t:.0f} s")
 
 

@@ -188,11 +188,9 @@ def rescore(
         return np.zeros(0, dtype=np.float32)
     if measure == "ratio":
         out = _agreement_ratio(knowledge, pred)
-    elif measure == "relative-point":
-        out = rescore(knowledge, pred, "relative")
     elif measure == "iou":
         out = _agreement_iou(knowledge, pred)
-    elif measure == "relative":
+    elif measure in ("relative", "relative-point"):
         ratio = _agreement_ratio(knowledge, pred)
         # The floor keeps a label whose units are mostly wrong (a systematic confusion) from being excused.
         floor = 0.5 * float(np.median(ratio))
