@@ -44,7 +44,9 @@ def main() -> None:
     else:
         from partdistill_cli.student import DistillConfig, distill
 
-        labels = distill([(item.shape, result.knowledge)], DistillConfig(), mode="full").predict(item.shape)
+        labels = distill([(item.shape, result.knowledge)], DistillConfig(), mode="full").predict(
+            item.shape, knowledge=result.knowledge
+        )
     explain_sheet(result.views, result.detections, labels, item.parts, HERE / "explain.png")
     preview_sheet(item.shape, labels, HERE / "preview.png", n_views=3, resolution=256)
     gt = item.point_labels

@@ -52,7 +52,7 @@ def segment(input_path, shape, gt_faces, parts, category, method, other):
     else:
         from partdistill_cli.student import DistillConfig, distill
 
-        labels = distill([(shape, res.knowledge)], DistillConfig(), mode="full").predict(shape)
+        labels = distill([(shape, res.knowledge)], DistillConfig(), mode="full").predict(shape, knowledge=res.knowledge)
     with tempfile.TemporaryDirectory() as tmp:
         explain_sheet(res.views, res.detections, labels, res.knowledge.parts, Path(tmp) / "e.png")
         explain = (Path(tmp) / "e.png").read_bytes()

@@ -63,7 +63,7 @@ def _student(mode: str) -> Method:
         items: list[tuple[Shape, Knowledge]], seed: int, overrides: dict | None = None, progress=None
     ) -> list[Labels]:
         student = _distilled(items, _student_config(seed, overrides), mode, progress)
-        return [student.predict(s) for s, _ in items]
+        return [student.predict(s, knowledge=k) for s, k in items]
 
     return run
 
@@ -79,7 +79,7 @@ def _forward_then_full(
     forward = _distilled(items, config, "forward", progress)
     backward_only = replace(config, min_forward_epochs=0, max_forward_epochs=0)
     full = _distilled(items, backward_only, "full", progress, init=forward)
-    return [forward.predict(s) for s, _ in items], [full.predict(s) for s, _ in items]
+    return [forward.predict(s, knowledge=k) for s, k in items], [full.predict(s, knowledge=k) for s, k in items]
 
 
 METHODS: dict[str, Method] = {

@@ -414,13 +414,13 @@ class Pipeline:
                         [(shape, knowledge)], tune, mode="forward", init=cached, show_progress=False,
                         on_epoch=training.on_epoch,
                     )  # fmt: skip
-            return cached.predict(shape)
+            return cached.predict(shape, knowledge=knowledge)
         self._say(f"distilling a student on this shape ({method} distillation)")
         with self.progress.training(config, method) as training:
             student = distill(
                 [(shape, knowledge)], config, mode=method, show_progress=False, on_epoch=training.on_epoch
             )
-        return student.predict(shape)
+        return student.predict(shape, knowledge=knowledge)
 
     def result(
         self,

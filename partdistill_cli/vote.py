@@ -14,6 +14,26 @@ def vote_scores(knowledge: Knowledge) -> np.ndarray:
     return np.asarray(knowledge.membership().T @ onehot, dtype=np.float32)
 
 
+def view_evidence(knowledge: Knowledge, weights: np.ndarray | None = None) -> np.ndarray:
+    """(N, C) float64 share of the views that name each part at each point: the (`weights`-, default
+    score-) weighted votes for part c at point i, divided by the number of views with a unit covering i.
+
+    A part every view that covers a point names there scores its unit weight, one view in ten a tenth of it,
+    whatever the number of views; points no unit covers are zero.
+    """
+    w = knowledge.scores if weights is None else np.asarray(weights)
+    if w.shape != (knowledge.n_units,):
+        raise ValueError(f"expected {knowledge.n_units} unit weights, got shape {w.shape}")
+    onehot = np.zeros((knowledge.n_units, knowledge.n_parts), dtype=np.float64)
+    onehot[np.arange(knowledge.n_units), knowledge.labels] = w
+    membership = knowledge.membership()  # (K, N)
+    evidence = np.asarray(membership.T @ onehot)
+    coo = membership.tocoo()
+    seen = np.unique(np.stack([knowledge.views[coo.row], coo.col], axis=1), axis=0)
+    n_views = np.bincount(seen[:, 1], minlength=knowledge.n_points)
+    return evidence / np.maximum(n_views, 1)[:, None]
+
+
 def vote(knowledge: Knowledge, points: np.ndarray | None = None, fill: bool = False) -> Labels:
     """Label each covered point by its highest vote; uncovered points get -1.
 

@@ -7,7 +7,7 @@ from partdistill_cli.lift import lift
 from partdistill_cli.metrics import part_ious, shape_miou
 from partdistill_cli.render import render
 from partdistill_cli.shapes import from_mesh
-from partdistill_cli.vote import vote
+from partdistill_cli.vote import view_evidence, vote
 
 from helpers import two_box_mesh
 
@@ -118,3 +118,16 @@ def test_metrics_known_answers():
     ious = part_ious(pred, gt, 3)
     assert np.allclose(ious, [1 / 2, 2 / 4, 1.0])  # part 2 absent from both counts 1
     assert shape_miou(np.full(5, -1), gt, 2) == 0.0
+
+
+def test_view_evidence_is_the_weighted_share_of_the_views_covering_each_point():
+    # View 0 names part 0 at points 0-1 (score 0.8) and part 1 at point 1 (0.6); view 1 names part 0 at 0-2
+    # (0.4); point 3 is uncovered.
+    k = Knowledge(
+        np.array([0, 1, 0], np.int64), np.array([0.8, 0.6, 0.4], np.float32), np.array([0, 0, 1], np.int64),
+        np.array([0, 2, 3, 6], np.int64), np.array([0, 1, 1, 0, 1, 2], np.int64), 4, ["a", "b"],
+    )  # fmt: skip
+    np.testing.assert_allclose(view_evidence(k), [[0.6, 0.0], [0.6, 0.3], [0.4, 0.0], [0.0, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(view_evidence(k, np.array([1.0, 0.0, 1.0]))[1], [1.0, 0.0])
+    with pytest.raises(ValueError, match="unit weights"):
+        view_evidence(k, np.ones(2))

@@ -143,6 +143,22 @@ def test_relative_point_rescoring_keeps_the_teachers_scores_and_weighs_each_poin
     assert backward_weights(k, probs, "ratio")[1] is None
 
 
+def test_relative_score_rescoring_keeps_the_teachers_scores_of_agreeing_units():
+    # Units 0 and 1 (scores 0.8, 0.4) call points 0-9 part 0, unit 2 (0.9) calls them part 1, unit 3 (0.6) calls
+    # points 10-19 part 1; the student says part 0 on 0-9 and part 1 on 10-19.
+    k = _knowledge([list(range(10))] * 3 + [list(range(10, 20))], [0, 0, 1, 1], [0.8, 0.4, 0.9, 0.6], n=20, c=2)
+    probs = np.array([[0.9, 0.1]] * 10 + [[0.2, 0.8]] * 10, np.float32)
+    units, points = backward_weights(k, probs, "relative-score")
+    # Teacher score x relative agreement: agreeing units keep their scores ("relative" gives them all 1), the
+    # contradicting one fades, and no point is weighed.
+    np.testing.assert_allclose(units, [0.8, 0.4, 0.0, 0.6], atol=1e-6)
+    np.testing.assert_allclose(backward_weights(k, probs, "relative")[0], [1.0, 1.0, 0.0, 1.0], atol=1e-6)
+    assert points is None
+    t = point_targets(k, units)
+    np.testing.assert_allclose(t[0], [1.2 / 3, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(t[10], [0.0, 0.6], rtol=1e-5)
+
+
 def test_rescore_rejects_bad_input():
     k = _knowledge([[0, 1]], [0], [0.5], n=3, c=2)
     with pytest.raises(ValueError, match="predicted labels"):
@@ -207,6 +223,55 @@ def test_distill_labels_every_point_and_face(chair_case):
     # A clean teacher on a chair this simple: the student must recover the parts well.
     assert shape_miou(labels.point_labels, face_labels[shape.face_ids], 3) > 0.85
     assert np.mean(labels.face_labels == face_labels) > 0.8
+
+
+def test_prediction_fuses_the_knowledge_and_labels_every_point(chair_case):
+    shape, knowledge, face_labels, parts = chair_case
+    student = distill([(shape, knowledge)], TINY, mode="full", show_progress=False)
+    alone = student.predict(shape)
+    fused = student.predict(shape, knowledge=knowledge)
+    expected = train_module.fuse_knowledge(alone.probs, knowledge, TINY.fuse, TINY.agreement)
+    assert np.abs(expected - alone.probs).max() > 0.05  # the evidence moves the probabilities
+    np.testing.assert_allclose(fused.probs, expected, atol=1e-6)
+    np.testing.assert_array_equal(fused.point_labels, expected.argmax(axis=1))
+    assert fused.face_labels.shape == (len(shape.faces),) and fused.face_labels.min() >= 0
+    assert shape_miou(fused.point_labels, face_labels[shape.face_ids], 3) > 0.85
+    student.config = replace(student.config, fuse=0.0)
+    np.testing.assert_array_equal(student.predict(shape, knowledge=knowledge).probs, alone.probs)
+
+
+def test_fusion_keeps_what_the_views_agree_on_and_ignores_contradicted_units():
+    # Points 0-3: the student leans to part 0 (0.6); two views name part 1 there (scores 0.9, 0.8): the views
+    # agree, so part 1 wins. Points 4-7: the student is sure of part 0 (0.95) and one view of four names part 1
+    # there, contradicted by three naming part 0: the student's label stays. Point 8: no unit, unchanged.
+    units = [
+        [0, 1, 2, 3, 4, 5, 6, 7],
+        [0, 1, 2, 3],
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [4, 5, 6, 7],
+        [4, 5, 6, 7],
+        [4, 5, 6, 7],
+    ]
+    k = _knowledge(units, [0, 1, 1, 0, 0, 0, 1], [0.5, 0.9, 0.8, 0.9, 0.9, 0.9, 0.9], n=9, c=2)
+    k.views = np.array([0, 1, 2, 3, 4, 5, 6], np.int64)
+    probs = np.array([[0.6, 0.4]] * 4 + [[0.95, 0.05]] * 4 + [[0.7, 0.3]], np.float32)
+    # The student says part 0 everywhere, so every unit of part 1 contradicts it: with the default re-scoring
+    # (their relative agreement is 0) they weigh nothing and the student's labels stand everywhere.
+    fused = train_module.fuse_knowledge(probs, k, 2.0, "relative-score")
+    assert fused.shape == (9, 2) and fused.dtype == np.float32
+    np.testing.assert_allclose(fused.sum(axis=1), 1.0, atol=1e-6)
+    assert np.all(fused.argmax(axis=1) == 0)
+    np.testing.assert_allclose(fused[8], probs[8], atol=1e-6)
+    # With the teacher's scores as they are ("point" keeps every unit's score), the agreeing views win at 0-3.
+    fused = train_module.fuse_knowledge(probs, k, 2.0, "point")
+    np.testing.assert_array_equal(fused.argmax(axis=1), [1, 1, 1, 1, 0, 0, 0, 0, 0])
+    # By hand at point 0: evidence (0.5 / 3, 1.7 / 3) over 3 views.
+    logits = np.log([0.6, 0.4]) + 2.0 * np.array([0.5, 1.7]) / 3
+    np.testing.assert_allclose(fused[0], np.exp(logits) / np.exp(logits).sum(), rtol=1e-5)
+    np.testing.assert_array_equal(train_module.fuse_knowledge(probs, k, 0.0, "point"), probs)
+    with pytest.raises(ValueError, match="probabilities"):
+        train_module.fuse_knowledge(probs[:5], k, 2.0, "point")
 
 
 def test_distill_is_seeded(chair_case):

@@ -14,8 +14,8 @@ import torch
 
 from partdistill_cli.knowledge import Knowledge
 
-AgreementMeasure = Literal["ratio", "iou", "relative", "soft", "point", "relative-point"]
-AGREEMENT_MEASURES: tuple[str, ...] = ("ratio", "iou", "relative", "soft", "point", "relative-point")
+AgreementMeasure = Literal["ratio", "iou", "relative", "relative-score", "soft", "point", "relative-point"]
+AGREEMENT_MEASURES: tuple[str, ...] = ("ratio", "iou", "relative", "relative-score", "soft", "point", "relative-point")
 
 
 def point_targets(
@@ -178,7 +178,8 @@ def rescore(
             the boxes of its label usually reach;
             "soft" = mean student probability of Y_k over the unit (needs `probs`);
             "point" = 1 for every unit: the agreement is applied per point by `member_agreement`;
-            "relative-point" = "relative" (`backward_weights` adds the per-point agreement).
+            "relative-score", "relative-point" = "relative" (`backward_weights` multiplies it by the teacher's
+            score, and "relative-point" adds the per-point agreement).
         probs: (N, C) float student probabilities ("soft" only).
     """
     pred = np.asarray(pred)
@@ -190,7 +191,7 @@ def rescore(
         out = _agreement_ratio(knowledge, pred)
     elif measure == "iou":
         out = _agreement_iou(knowledge, pred)
-    elif measure in ("relative", "relative-point"):
+    elif measure in ("relative", "relative-score", "relative-point"):
         ratio = _agreement_ratio(knowledge, pred)
         # The floor keeps a label whose units are mostly wrong (a systematic confusion) from being excused.
         floor = 0.5 * float(np.median(ratio))
@@ -243,4 +244,6 @@ def backward_weights(
         return scores, member_agreement(knowledge, probs)
     if measure == "relative-point":
         return scores * rescore(knowledge, pred, "relative"), member_agreement(knowledge, probs)
+    if measure == "relative-score":
+        return scores * rescore(knowledge, pred, "relative"), None
     return rescore(knowledge, pred, measure, probs).astype(np.float64), None

@@ -49,13 +49,15 @@ class DistillConfig:
     AdamW at `lr * lr_decay ** epoch`. Forward distillation runs at least `min_forward_epochs` and at most
     `max_forward_epochs` epochs, stopping once the 5-epoch moving average of the epoch loss changes by less
     than `plateau` (relative); backward distillation then re-scores the units (`agreement`, see
-    `losses.backward_weights`; the default "relative" judges each unit against its part's other units, which
-    also suits box teachers) and runs `backward_epochs`.
+    `losses.backward_weights`; the default "relative-score" keeps the teacher's score of a unit times its
+    agreement judged against its part's other units, which also suits box teachers) and runs `backward_epochs`.
     `max_forward_epochs=0` with an initial student re-scores at once (fine-tuning a cached student on a new
     shape's knowledge).
     Targets: each point's target is the confidence-weighted split of the units covering it, `sharpen`ed (see
     `losses.point_targets`): at 4 the student learns each point's leading claim without losing the point's weight,
     which keeps minority parts from being smoothed away (measured: `bench/quality.py`, README "Measuring quality").
+    Prediction: given the shape's knowledge, `Student.predict` adds `fuse` times the re-scored view evidence to
+    the student's log-probabilities (`fuse_knowledge`; 0 turns it off).
     `ensemble` students are trained from seeds `seed, seed+1, ...` and their probabilities averaged;
     `tta` prediction passes (different point subsets, the later ones augmented) are averaged too.
     """
@@ -78,9 +80,10 @@ class DistillConfig:
     max_forward_epochs: int = 16
     plateau: float = 0.01
     backward_epochs: int = 8
-    agreement: str = "relative"
+    agreement: str = "relative-score"
     class_weights: bool = False
     sharpen: float = 4.0
+    fuse: float = 2.0
     augment: bool = True
     ensemble: int = 1
     tta: int = 2
@@ -97,6 +100,8 @@ class DistillConfig:
                 raise ValueError(f"student setting '{name}' must be at least 1, got {getattr(self, name)}")
         if self.sharpen <= 0:
             raise ValueError(f"student setting 'sharpen' must be positive, got {self.sharpen}")
+        if not (self.fuse >= 0 and math.isfinite(self.fuse)):
+            raise ValueError(f"student setting 'fuse' must be a finite number >= 0, got {self.fuse}")
         if self.min_forward_epochs > self.max_forward_epochs:
             raise ValueError("min_forward_epochs must not exceed max_forward_epochs")
 
@@ -111,9 +116,10 @@ class DistillConfig:
         return DistillConfig(**{k: v for k, v in d.items() if k in known})
 
     def model_dict(self) -> dict:
-        """The settings that define what a trained student is (device and progress display excluded)."""
+        """The settings that define what a trained student is (device and the prediction-time `fuse` excluded)."""
         d = self.to_dict()
         d.pop("device")
+        d.pop("fuse")
         return d
 
     @property
@@ -210,8 +216,11 @@ class Student:
         probs /= len(self.modules) * passes
         return probs.astype(np.float32)
 
-    def predict(self, shape: Shape, seed: int = 0) -> Labels:
+    def predict(self, shape: Shape, seed: int = 0, knowledge: Knowledge | None = None) -> Labels:
         """Labels for every point of `shape` (never -1) and, for a mesh, every face.
+
+        With the shape's `knowledge`, the student's probabilities are fused with its re-scored view evidence
+        (`fuse_knowledge`, strength `config.fuse`).
 
         A face's label comes from the mean probability of its sample points. A face no sample lies on takes
         the student's probabilities interpolated at its centroid from the 3 nearest samples (inverse-distance
@@ -219,6 +228,8 @@ class Student:
         small box has as many faces as a big one), which measurably hurt.
         """
         probs = self.predict_features(self.features(shape), seed)
+        if knowledge is not None and self.config.fuse > 0:
+            probs = fuse_knowledge(probs, knowledge, self.config.fuse, self.config.agreement)
         labels = probs.argmax(axis=1).astype(np.int64)
         face_labels = None
         if shape.is_mesh and shape.face_ids is not None:
@@ -263,6 +274,33 @@ class Student:
             except RuntimeError as exc:
                 raise ValueError(f"student weights do not fit its configuration ({exc})") from exc
         return student
+
+
+def fuse_knowledge(probs: np.ndarray, knowledge: Knowledge, strength: float, agreement: str) -> np.ndarray:
+    """(N, C) float32 softmax(log p + strength * E): the student's (N, C) probabilities `probs` as the prior,
+    the knowledge's view evidence E as the likelihood (`vote.view_evidence`, each unit weighed by its
+    backward re-score under `agreement` against the student's own labels).
+
+    The student carries what many views and its smoothing agree on (and labels points no view saw: E = 0
+    there); the re-scored evidence keeps detail the student blurred where the views consistently name a part
+    it still leans to. A unit the student contradicts weighs little ("relative-score" fades it), so the
+    fusion does not restore the teacher's inconsistent answers. Measured (bench/quality.py, README
+    "Measuring quality"): strength 2 against 0 on the same students.
+    """
+    from partdistill_cli.vote import view_evidence
+
+    probs = np.asarray(probs)
+    if probs.shape != (knowledge.n_points, knowledge.n_parts):
+        raise ValueError(
+            f"expected ({knowledge.n_points}, {knowledge.n_parts}) probabilities for the knowledge, got {probs.shape}"
+        )
+    if strength == 0 or knowledge.n_units == 0:
+        return probs.astype(np.float32)
+    units, _ = backward_weights(knowledge, probs, agreement)
+    logits = np.log(np.clip(probs.astype(np.float64), 1e-6, 1.0)) + strength * view_evidence(knowledge, units)
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def subsample(n: int, cap: int) -> np.ndarray | None:
