@@ -102,8 +102,9 @@ Method = Annotated[
         "--method",
         metavar=f"<{'|'.join(METHODS)}>",
         callback=_method_choice,
-        help="full: student with forward + backward distillation; forward: forward only; vote-fill: direct "
-        "back-projection votes, unseen points from their nearest voted point (fast baseline; evaluate's vote-fill).",
+        help="full: student with forward + backward distillation; forward: forward only (both students' "
+        "predictions are fused with the shape's re-scored view evidence); vote-fill: direct back-projection "
+        "votes, unseen points from their nearest voted point (fast baseline; evaluate's vote-fill).",
     ),
 ]
 

@@ -9,7 +9,7 @@ from partdistill_cli.student.losses import (
     target_loss,
 )
 from partdistill_cli.student.model import BACKBONES, register_backbone
-from partdistill_cli.student.train import DistillConfig, Student, distill
+from partdistill_cli.student.train import DistillConfig, Student, distill, fuse_knowledge
 
 __all__ = [
     "AGREEMENT_MEASURES",
@@ -18,6 +18,7 @@ __all__ = [
     "Student",
     "distill",
     "distillation_loss",
+    "fuse_knowledge",
     "member_agreement",
     "point_targets",
     "register_backbone",
