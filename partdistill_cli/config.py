@@ -88,9 +88,9 @@ class SegmentConfig:
         threshold: the teacher's confidence threshold in [0, 1]; None: the teacher's default.
         render: how the shape is looked at.
         points: surface samples drawn from a mesh (a point cloud keeps its own points).
-        method: "full" (student, forward + backward distillation), "forward" (the student's prediction fused with
-            the shape's re-scored view evidence in both: `student.fuse_knowledge`), or "vote-fill" (back-projection
-            votes, unseen points from their nearest voted point; "vote" is an older name of it).
+        method: "full" (student, forward + backward distillation), "forward" (forward only), or "vote-fill"
+            (back-projection votes, unseen points from their nearest voted point; "vote" is an older name of it).
+            A student's prediction is fused with the shape's re-scored view evidence (`student.fuse_knowledge`).
         student: "auto" (a cached category student matching category, parts and teacher, else distill one on
             the shape), "none" (always distill on the shape), or the path of a student (.safetensors + card).
         finetune_steps: with a cached student, fine-tune epochs on the shape's own knowledge.

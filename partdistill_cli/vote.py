@@ -26,11 +26,14 @@ def view_evidence(knowledge: Knowledge, weights: np.ndarray | None = None) -> np
         raise ValueError(f"expected {knowledge.n_units} unit weights, got shape {w.shape}")
     onehot = np.zeros((knowledge.n_units, knowledge.n_parts), dtype=np.float64)
     onehot[np.arange(knowledge.n_units), knowledge.labels] = w
-    membership = knowledge.membership()  # (K, N)
-    evidence = np.asarray(membership.T @ onehot)
-    coo = membership.tocoo()
-    seen = np.unique(np.stack([knowledge.views[coo.row], coo.col], axis=1), axis=0)
-    n_views = np.bincount(seen[:, 1], minlength=knowledge.n_points)
+    evidence = np.asarray(knowledge.membership().T @ onehot)
+    # Each view counts once at a point, however many of its units (two parts' masks) cover it.
+    n_views = np.zeros(knowledge.n_points, dtype=np.int64)
+    for view in np.unique(knowledge.views):
+        in_view = np.zeros(knowledge.n_points, dtype=bool)
+        for k in np.flatnonzero(knowledge.views == view):
+            in_view[knowledge.unit(k)] = True
+        n_views += in_view
     return evidence / np.maximum(n_views, 1)[:, None]
 
 
