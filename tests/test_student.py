@@ -240,38 +240,34 @@ def test_prediction_fuses_the_knowledge_and_labels_every_point(chair_case):
     np.testing.assert_array_equal(student.predict(shape, knowledge=knowledge).probs, alone.probs)
 
 
-def test_fusion_keeps_what_the_views_agree_on_and_ignores_contradicted_units():
-    # Points 0-3: the student leans to part 0 (0.6); two views name part 1 there (scores 0.9, 0.8): the views
-    # agree, so part 1 wins. Points 4-7: the student is sure of part 0 (0.95) and one view of four names part 1
-    # there, contradicted by three naming part 0: the student's label stays. Point 8: no unit, unchanged.
-    units = [
-        [0, 1, 2, 3, 4, 5, 6, 7],
-        [0, 1, 2, 3],
-        [0, 1, 2, 3],
-        [4, 5, 6, 7],
-        [4, 5, 6, 7],
-        [4, 5, 6, 7],
-        [4, 5, 6, 7],
-    ]
-    k = _knowledge(units, [0, 1, 1, 0, 0, 0, 1], [0.5, 0.9, 0.8, 0.9, 0.9, 0.9, 0.9], n=9, c=2)
-    k.views = np.array([0, 1, 2, 3, 4, 5, 6], np.int64)
-    probs = np.array([[0.6, 0.4]] * 4 + [[0.95, 0.05]] * 4 + [[0.7, 0.3]], np.float32)
-    # The student says part 0 everywhere, so every unit of part 1 contradicts it: with the default re-scoring
-    # (their relative agreement is 0) they weigh nothing and the student's labels stand everywhere.
+def test_fusion_restores_what_the_views_agree_on_and_ignores_contradicted_units():
+    # Views 0-2 each name part 1 on points 0-7 and part 0 on points 8-9 (score 0.9); view 3 names part 1 on
+    # points 8-9 (0.9). The student says part 1 on 0-5 (0.9), blurs 6-7 into part 0 (0.6) and is sure of part 0
+    # on 8-9 (0.95); point 10 is covered by no unit.
+    units = [list(range(8))] * 3 + [[8, 9]] * 3 + [[8, 9]]
+    k = _knowledge(units, [1, 1, 1, 0, 0, 0, 1], [0.9] * 7, n=11, c=2)
+    k.views = np.array([0, 1, 2, 0, 1, 2, 3], np.int64)
+    probs = np.array([[0.1, 0.9]] * 6 + [[0.6, 0.4]] * 2 + [[0.95, 0.05]] * 2 + [[0.7, 0.3]], np.float32)
     fused = train_module.fuse_knowledge(probs, k, 2.0, "relative-score")
-    assert fused.shape == (9, 2) and fused.dtype == np.float32
+    assert fused.shape == (11, 2) and fused.dtype == np.float32
     np.testing.assert_allclose(fused.sum(axis=1), 1.0, atol=1e-6)
-    assert np.all(fused.argmax(axis=1) == 0)
-    np.testing.assert_allclose(fused[8], probs[8], atol=1e-6)
-    # With the teacher's scores as they are ("point" keeps every unit's score), the agreeing views win at 0-3.
-    fused = train_module.fuse_knowledge(probs, k, 2.0, "point")
-    np.testing.assert_array_equal(fused.argmax(axis=1), [1, 1, 1, 1, 0, 0, 0, 0, 0])
-    # By hand at point 0: evidence (0.5 / 3, 1.7 / 3) over 3 views.
-    logits = np.log([0.6, 0.4]) + 2.0 * np.array([0.5, 1.7]) / 3
-    np.testing.assert_allclose(fused[0], np.exp(logits) / np.exp(logits).sum(), rtol=1e-5)
-    np.testing.assert_array_equal(train_module.fuse_knowledge(probs, k, 0.0, "point"), probs)
+    # The three views agree on part 1 at points 6-7 (their units agree with the student on 6 of 8 points, the
+    # typical agreement of part 1's units, so they keep their 0.9): part 1 wins there.
+    np.testing.assert_array_equal(fused.argmax(axis=1), [1] * 8 + [0] * 3)
+    logits = np.log([0.6, 0.4]) + 2.0 * np.array([0.0, 0.9])
+    np.testing.assert_allclose(fused[6], np.exp(logits) / np.exp(logits).sum(), rtol=1e-5)
+    # View 3's unit contradicts the student everywhere: re-scored to 0, it adds no evidence for part 1 at
+    # points 8-9 (it still counts as a view that looked: part 0's share there is 2.7 / 4).
+    logits = np.log([0.95, 0.05]) + 2.0 * np.array([2.7 / 4, 0.0])
+    np.testing.assert_allclose(fused[8], np.exp(logits) / np.exp(logits).sum(), rtol=1e-5)
+    np.testing.assert_allclose(fused[10], probs[10], atol=1e-6)
+    # Without re-scoring ("point" keeps every unit's score) view 3's unit does count.
+    raw = train_module.fuse_knowledge(probs, k, 2.0, "point")
+    logits = np.log([0.95, 0.05]) + 2.0 * np.array([2.7 / 4, 0.9 / 4])
+    np.testing.assert_allclose(raw[8], np.exp(logits) / np.exp(logits).sum(), rtol=1e-5)
+    np.testing.assert_array_equal(train_module.fuse_knowledge(probs, k, 0.0, "relative-score"), probs)
     with pytest.raises(ValueError, match="probabilities"):
-        train_module.fuse_knowledge(probs[:5], k, 2.0, "point")
+        train_module.fuse_knowledge(probs[:5], k, 2.0, "relative-score")
 
 
 def test_distill_is_seeded(chair_case):
