@@ -7,26 +7,25 @@ import numpy as np
 from partdistill_cli.knowledge import Knowledge, Labels
 
 
-def vote_scores(knowledge: Knowledge) -> np.ndarray:
-    """(N, C) float32 score[i, c] = sum over units k covering i with label c of the unit's score."""
+def vote_scores(knowledge: Knowledge, weights: np.ndarray | None = None) -> np.ndarray:
+    """(N, C) float32 score[i, c] = sum over units k covering i with label c of the unit's score (or its
+    (K,) `weights`)."""
+    w = knowledge.scores if weights is None else np.asarray(weights)
+    if w.shape != (knowledge.n_units,):
+        raise ValueError(f"expected {knowledge.n_units} unit weights, got shape {w.shape}")
     onehot = np.zeros((knowledge.n_units, knowledge.n_parts), dtype=np.float32)
-    onehot[np.arange(knowledge.n_units), knowledge.labels] = knowledge.scores
+    onehot[np.arange(knowledge.n_units), knowledge.labels] = w
     return np.asarray(knowledge.membership().T @ onehot, dtype=np.float32)
 
 
 def view_evidence(knowledge: Knowledge, weights: np.ndarray | None = None) -> np.ndarray:
-    """(N, C) float64 share of the views that name each part at each point: the (`weights`-, default
-    score-) weighted votes for part c at point i, divided by the number of views with a unit covering i.
+    """(N, C) float64 share of the views that name each part at each point: `vote_scores` (weighted by the
+    teacher's scores or `weights`) divided by the number of views with a unit covering the point.
 
     A part every view that covers a point names there scores its unit weight, one view in ten a tenth of it,
     whatever the number of views; points no unit covers are zero.
     """
-    w = knowledge.scores if weights is None else np.asarray(weights)
-    if w.shape != (knowledge.n_units,):
-        raise ValueError(f"expected {knowledge.n_units} unit weights, got shape {w.shape}")
-    onehot = np.zeros((knowledge.n_units, knowledge.n_parts), dtype=np.float64)
-    onehot[np.arange(knowledge.n_units), knowledge.labels] = w
-    evidence = np.asarray(knowledge.membership().T @ onehot)
+    evidence = vote_scores(knowledge, weights).astype(np.float64)
     # Each view counts once at a point, however many of its units (two parts' masks) cover it.
     n_views = np.zeros(knowledge.n_points, dtype=np.int64)
     for view in np.unique(knowledge.views):

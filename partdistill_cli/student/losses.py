@@ -246,8 +246,7 @@ def backward_weights(
     pred = probs.argmax(axis=1)
     if measure == "point":
         return scores, member_agreement(knowledge, probs)
-    if measure == "relative-point":
-        return scores * rescore(knowledge, pred, "relative"), member_agreement(knowledge, probs)
-    if measure == "relative-score":
-        return scores * rescore(knowledge, pred, "relative"), None
+    if measure in ("relative-score", "relative-point"):
+        units = scores * rescore(knowledge, pred, "relative")
+        return units, member_agreement(knowledge, probs) if measure == "relative-point" else None
     return rescore(knowledge, pred, measure, probs).astype(np.float64), None

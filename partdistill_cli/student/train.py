@@ -228,7 +228,7 @@ class Student:
         small box has as many faces as a big one), which measurably hurt.
         """
         probs = self.predict_features(self.features(shape), seed)
-        if knowledge is not None and self.config.fuse > 0:
+        if knowledge is not None:
             probs = fuse_knowledge(probs, knowledge, self.config.fuse, self.config.agreement)
         labels = probs.argmax(axis=1).astype(np.int64)
         face_labels = None
