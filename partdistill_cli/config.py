@@ -96,6 +96,9 @@ class SegmentConfig:
         finetune_steps: with a cached student, fine-tune epochs on the shape's own knowledge.
         epochs: fixed distillation epochs (backward runs half as many); None: until the loss flattens.
         other: the background part: "on", "off" or "auto" (on when one part is asked for).
+        pieces: on a mesh, a student gives each connected piece (at most half the shape) whose points mostly
+            take one part that part as a whole (`components.component_vote`): CAD meshes are built of pieces that
+            each belong to one part. Turn it off for a mesh whose pieces straddle parts.
         seed: seeds the mesh sampling, the student and everything random.
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N": the teacher, the renderer's choice
             and the student all run there.
@@ -112,6 +115,7 @@ class SegmentConfig:
     finetune_steps: int = 0
     epochs: int | None = None
     other: OtherMode = "auto"
+    pieces: bool = True
     seed: int = 0
     device: str = "auto"
     cache_dir: str | Path | None = None
@@ -133,6 +137,8 @@ class SegmentConfig:
             raise ConfigError(f"finetune_steps must be an integer >= 0, got {self.finetune_steps!r}")
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
             raise ConfigError(f"epochs must be an integer >= 1 (or None), got {self.epochs!r}")
+        if not isinstance(self.pieces, bool):
+            raise ConfigError(f"pieces must be True or False, got {self.pieces!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
         check_device_name(self.device)

@@ -158,12 +158,14 @@ def save_teach_result(result: TeachResult, folder: Path) -> None:
     result.knowledge.save(folder / "knowledge.npz")
 
 
-def distill_config(seed: int, device: str, epochs: int | None) -> DistillConfig:
-    """The student settings of a run: defaults, the device, and a fixed schedule when `epochs` is given
-    (backward distillation then runs half as many)."""
+def distill_config(seed: int, device: str, epochs: int | None, pieces: bool = True) -> DistillConfig:
+    """The student settings of a run: defaults, the device, a fixed schedule when `epochs` is given
+    (backward distillation then runs half as many), and no mesh-piece vote unless `pieces`."""
     from partdistill_cli.student import DistillConfig
 
     config = DistillConfig(seed=seed, device=device)
+    if not pieces:
+        config = replace(config, components=0.0)
     if epochs is not None:
         config = replace(
             config, min_forward_epochs=epochs, max_forward_epochs=epochs, backward_epochs=max(1, epochs // 2)
@@ -355,8 +357,9 @@ class Pipeline:
         self.store.save(knowledge, self.knowledge_path(shape, parts, category, teacher.name), teacher)
 
     def distill_config(self) -> DistillConfig:
-        """The student settings: defaults, `config.seed`, `config.epochs` and the pipeline's device."""
-        return distill_config(self.config.seed, self.device, self.config.epochs)
+        """The student settings: defaults, `config.seed`, `config.epochs`, `config.pieces` and the pipeline's
+        device."""
+        return distill_config(self.config.seed, self.device, self.config.epochs, self.config.pieces)
 
     def student(self, parts: list[str], category: str | None, teacher_name: str) -> Student | None:
         """The student `config.student` names for `parts`: the file it names, or with "auto" and a category
@@ -414,6 +417,7 @@ class Pipeline:
                         [(shape, knowledge)], tune, mode="forward", init=cached, show_progress=False,
                         on_epoch=training.on_epoch,
                     )  # fmt: skip
+            cached.config = replace(cached.config, components=config.components)  # a prediction setting: this run's
             return cached.predict(shape, knowledge=knowledge)
         self._say(f"distilling a student on this shape ({method} distillation)")
         with self.progress.training(config, method) as training:

@@ -36,6 +36,38 @@ def view_evidence(knowledge: Knowledge, weights: np.ndarray | None = None) -> np
     return evidence / np.maximum(n_views, 1)[:, None]
 
 
+def view_consistency(knowledge: Knowledge) -> np.ndarray:
+    """(K,) float64 cross-view support of each unit: over the unit's points, the other views that name the
+    unit's part there, divided by the other views that have any unit there (0 where no other view covers it).
+
+    A right answer is repeated by the views that see the same surface; a swapped name or a spurious blob is
+    not, whatever the student learnt. It needs only the knowledge: each view counts once at a point,
+    however many of its units cover it (sparse (view, part) coverage maps, no (N, views, parts) array).
+    """
+    from scipy.sparse import csr_matrix
+
+    n_units, n_parts = knowledge.n_units, knowledge.n_parts
+    if n_units == 0:
+        return np.zeros(0, dtype=np.float64)
+    members = knowledge.membership()
+    _, view_of = np.unique(knowledge.views, return_inverse=True)
+    n_views = int(view_of.max()) + 1
+    group = view_of * n_parts + knowledge.labels
+    ones = np.ones(n_units, dtype=np.float32)
+    names = csr_matrix((ones, (group, np.arange(n_units))), shape=(n_views * n_parts, n_units)) @ members
+    names.data[:] = 1.0  # view v names part c at point i (once, however many of its units do)
+    groups = np.arange(n_views * n_parts)
+    per_part = csr_matrix((np.ones(len(groups)), (groups % n_parts, groups)), shape=(n_parts, len(groups))) @ names
+    per_view = csr_matrix((np.ones(len(groups)), (groups // n_parts, groups)), shape=(n_views, len(groups))) @ names
+    per_view.data[:] = 1.0  # view v has some unit at point i
+    covering = np.asarray(per_view.sum(axis=0)).ravel()  # (N,) views with a unit at each point
+    sizes = knowledge.unit_sizes().astype(np.float64)
+    # Every point of a unit is named by its own view: subtract it from both counts.
+    same = np.asarray((members @ per_part.T).todense())[np.arange(n_units), knowledge.labels] - sizes
+    other = members @ covering - sizes
+    return np.where(other > 0, same / np.maximum(other, 1e-12), 0.0)
+
+
 def vote(knowledge: Knowledge, points: np.ndarray | None = None, fill: bool = False) -> Labels:
     """Label each covered point by its highest vote; uncovered points get -1.
 

@@ -7,7 +7,7 @@ from partdistill_cli.lift import lift
 from partdistill_cli.metrics import part_ious, shape_miou
 from partdistill_cli.render import render
 from partdistill_cli.shapes import from_mesh
-from partdistill_cli.vote import view_evidence, vote
+from partdistill_cli.vote import view_consistency, view_evidence, vote
 
 from helpers import two_box_mesh
 
@@ -131,3 +131,18 @@ def test_view_evidence_is_the_weighted_share_of_the_views_covering_each_point():
     np.testing.assert_allclose(view_evidence(k, np.array([1.0, 0.0, 1.0]))[1], [1.0, 0.0])
     with pytest.raises(ValueError, match="unit weights"):
         view_evidence(k, np.ones(2))
+
+
+def test_view_consistency_is_the_share_of_the_other_views_that_repeat_a_unit():
+    # View 0: a on 0-1, b on 2-3, a on 4, a again on 1. View 1: a on 0-2 (a dilated mask), b on 1. View 2: b on 0
+    # (a swapped name), b on 2-3.
+    units = [[0, 1], [2, 3], [4], [0, 1, 2], [1], [0], [2, 3], [1]]
+    k = Knowledge(
+        np.array([0, 1, 0, 0, 1, 1, 1, 0], np.int64), np.full(8, 0.9, np.float32), np.array([0, 0, 0, 1, 1, 2, 2, 0]),
+        np.cumsum([0] + [len(u) for u in units]), np.concatenate(units), 5, ["a", "b"],
+    )  # fmt: skip
+    # Unit 0: at point 0 views 1 (a) and 2 (b) look, one repeats a; at point 1 only view 1 looks, and counts once
+    # although two of its units cover the point: 2 / 3. Unit 2 (point 4): no other view, no support. Unit 3: 2 of
+    # 5 (view 0 names a at point 1 once, with two units). The swapped unit 5: views 0 and 1 call point 0 a.
+    np.testing.assert_allclose(view_consistency(k), [2 / 3, 2 / 3, 0.0, 0.4, 0.0, 0.0, 2 / 3, 1.0], rtol=1e-6)
+    assert view_consistency(Knowledge.empty(3, ["a"])).shape == (0,)

@@ -151,3 +151,33 @@ def test_a_cloud_above_the_students_point_budget_is_labeled_whole_and_the_user_i
     assert "3,000 points: the student trains on and predicts 1,000 of them" in said
     assert labels.point_labels.shape == (3000,) and 0 <= labels.point_labels.min()
     assert labels.point_labels.max() < len(parts)
+
+
+def test_no_pieces_turns_the_mesh_piece_vote_off_for_fresh_and_cached_students(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from partdistill_cli.components import face_components
+    from partdistill_cli.config import ConfigError, SegmentConfig
+    from partdistill_cli.pipeline import Pipeline
+    from partdistill_cli.student import distill
+
+    vertices, faces, face_labels, parts = generate("mug", seed=0)
+    shape = from_mesh(vertices, faces, 1500, seed=0)
+    teacher = SimulatedTeacher(face_labels, load_noise("default"), shape_seed=3)
+    knowledge = teach(shape, teacher, parts, RenderSettings(4, 128)).knowledge
+    with pytest.raises(ConfigError, match="pieces"):
+        SegmentConfig(pieces="no")
+    on = Pipeline(SegmentConfig(method="forward", student="none", epochs=1, cache_dir=tmp_path))
+    off = Pipeline(SegmentConfig(method="forward", student="none", epochs=1, cache_dir=tmp_path, pieces=False))
+    assert on.distill_config().components == 0.5 and off.distill_config().components == 0.0
+    fast = dict(points_per_shape=256, min_epoch_steps=2, widths=(16,), global_dim=16, head=(16,), k=8)
+    student = distill([(shape, knowledge)], replace(off.distill_config(), **fast), mode="forward", show_progress=False)
+    # A cached student predicts with this run's setting, whatever it was trained with: with pieces, the handle
+    # (its own piece, under half the mug) takes one set of probabilities; without, the student's own.
+    monkeypatch.setattr(Pipeline, "student", lambda self, *args: student)
+    with_pieces = on.label(shape, knowledge, teacher_name="simulated")
+    without = off.label(shape, knowledge, teacher_name="simulated")
+    handle = face_components(shape)[shape.face_ids] == face_components(shape)[np.flatnonzero(face_labels == 0)[0]]
+    assert 0 < handle.mean() < 0.5
+    assert np.ptp(with_pieces.probs[handle], axis=0).max() < 1e-6 < np.ptp(without.probs[handle], axis=0).max()
+    np.testing.assert_allclose(without.probs, student.predict(shape, knowledge=knowledge).probs, atol=1e-6)

@@ -159,6 +159,29 @@ def test_relative_score_rescoring_keeps_the_teachers_scores_of_agreeing_units():
     np.testing.assert_allclose(t[10], [0.0, 0.6], rtol=1e-5)
 
 
+def test_support_rescoring_keeps_a_part_the_views_repeat_and_the_student_misses():
+    # Views 0-2 each name part 0 on points 0-7 and part 1 on points 8-9 (a small part); view 3 calls points 0-3
+    # part 1 (a swapped name). The student never says part 1.
+    units = [list(range(8))] * 3 + [[8, 9]] * 3 + [[0, 1, 2, 3]]
+    k = _knowledge(units, [0, 0, 0, 1, 1, 1, 1], [0.9] * 6 + [0.8], n=10, c=2)
+    k.views = np.array([0, 1, 2, 0, 1, 2, 3], np.int64)
+    probs = np.array([[0.9, 0.1]] * 8 + [[0.7, 0.3]] * 2, np.float32)
+    # "relative-score" judges the small part's units by the student alone: they agree with it nowhere, fade.
+    np.testing.assert_allclose(backward_weights(k, probs, "relative-score")[0], [0.9] * 3 + [0.0] * 4, atol=1e-6)
+    # "support": the other two views repeat each small-part unit (consistency 1), so it keeps its score; no
+    # view repeats the swapped unit (views 0-2 call its points part 0), so it still fades.
+    units_w, points = backward_weights(k, probs, "support")
+    np.testing.assert_allclose(units_w, [0.9] * 6 + [0.0], atol=1e-6)
+    assert points is None
+    np.testing.assert_allclose(rescore(k, probs.argmax(axis=1), "support"), [1.0] * 6 + [0.0], atol=1e-6)
+    # Fused at strength 4, the small part comes back (log 0.3/0.7 + 4 * 0.9 > 0); "relative-score" loses it.
+    fused = train_module.fuse_knowledge(probs, k, 4.0, "support")
+    np.testing.assert_array_equal(fused.argmax(axis=1), [0] * 8 + [1] * 2)
+    logits = np.log([0.7, 0.3]) + 4.0 * np.array([0.0, 0.9])
+    np.testing.assert_allclose(fused[8], np.exp(logits) / np.exp(logits).sum(), rtol=1e-5)
+    np.testing.assert_array_equal(train_module.fuse_knowledge(probs, k, 4.0, "relative-score").argmax(axis=1), [0] * 10)
+
+
 def test_rescore_rejects_bad_input():
     k = _knowledge([[0, 1]], [0], [0.5], n=3, c=2)
     with pytest.raises(ValueError, match="predicted labels"):
@@ -227,7 +250,7 @@ def test_distill_labels_every_point_and_face(chair_case):
 
 def test_prediction_fuses_the_knowledge_and_labels_every_point(chair_case):
     shape, knowledge, face_labels, parts = chair_case
-    student = distill([(shape, knowledge)], TINY, mode="full", show_progress=False)
+    student = distill([(shape, knowledge)], replace(TINY, components=0.0), mode="full", show_progress=False)
     alone = student.predict(shape)
     fused = student.predict(shape, knowledge=knowledge)
     expected = train_module.fuse_knowledge(alone.probs, knowledge, TINY.fuse, TINY.agreement)
@@ -310,7 +333,7 @@ def test_interrupted_distillation_resumes_to_the_same_student(chair_case, tmp_pa
 
 def test_a_large_cloud_trains_and_predicts_on_a_bounded_subset(chair_case, monkeypatch):
     shape, knowledge, face_labels, _ = chair_case
-    cfg = replace(TINY, points_per_shape=128, min_epoch_steps=1, max_points=300, augment=False)
+    cfg = replace(TINY, points_per_shape=128, min_epoch_steps=1, max_points=300, augment=False, components=0.0)
     big = replace(cfg, max_points=10**6)
     prepared = [train_module._Item(np.zeros((shape.n_points, 6)), knowledge, knowledge.scores, knowledge.scores)]
     assert train_module._epoch_steps(prepared, big) == 4  # ceil(1024 / (128 * 2))
@@ -381,3 +404,43 @@ def test_fine_tuning_continues_the_initial_student_without_changing_it(chair_cas
     assert len(full.history["loss"]) == 3 and full.history["loss"][:2] == forward.history["loss"]
     assert all(torch.equal(before[name], t) for name, t in forward.state_dict().items())
     assert not all(torch.equal(before[name], t) for name, t in full.state_dict().items())
+
+
+def test_prediction_gives_each_small_mesh_piece_its_majority_part(chair_case):
+    from partdistill_cli.components import face_components
+
+    shape, knowledge, face_labels, _ = chair_case
+    student = distill([(shape, knowledge)], replace(TINY, components=0.0), mode="full", show_progress=False)
+    plain = student.predict(shape, knowledge=knowledge)
+    student.config = replace(student.config, components=0.5)
+    voted = student.predict(shape, knowledge=knowledge)
+    comp = face_components(shape)
+    assert len(np.unique(comp)) == 6  # seat, back and four legs: separate boxes
+    for c in np.unique(comp):
+        faces = comp == c
+        points = faces[shape.face_ids]
+        majority = np.bincount(plain.point_labels[points]).argmax()
+        # Every piece is under half the chair, and the plain student already labels most of each one right:
+        # the whole piece, faces included, takes that part.
+        assert np.all(voted.point_labels[points] == majority) and np.all(voted.face_labels[faces] == majority)
+    np.testing.assert_allclose(voted.probs.sum(axis=1), 1.0, atol=1e-4)
+    assert np.mean(voted.face_labels == face_labels) >= np.mean(plain.face_labels == face_labels)
+
+
+def test_prediction_labels_the_faces_of_a_piece_no_sample_lies_on(chair_case):
+    import trimesh
+
+    from partdistill_cli import shapes
+
+    shape, knowledge, _, _ = chair_case
+    student = distill([(shape, knowledge)], replace(TINY, components=0.0), mode="forward", show_progress=False)
+    student.config = replace(student.config, components=0.5)
+    # A speck far below the chair, its own piece, which none of the chair's samples lies on.
+    speck = trimesh.creation.box(extents=[1e-4] * 3)
+    speck.apply_translation([0, -5, 0])
+    vertices = np.concatenate([shape.vertices, speck.vertices])
+    faces = np.concatenate([shape.faces, len(shape.vertices) + speck.faces])
+    with_speck = shapes.Shape(shape.points, shape.normals, vertices, faces, shape.face_ids, name="chair + speck")
+    labels = student.predict(with_speck, knowledge=knowledge)
+    assert labels.face_labels.shape == (len(faces),) and labels.face_labels.min() >= 0
+    np.testing.assert_array_equal(labels.point_labels, student.predict(shape, knowledge=knowledge).point_labels)

@@ -54,6 +54,15 @@ def segment(
     ] = 0,
     finetune_steps: Annotated[int | None, typer.Option("--finetune-steps", min=0, hidden=True)] = None,
     other: opt.Other = "auto",
+    pieces: Annotated[
+        bool,
+        typer.Option(
+            "--pieces/--no-pieces",
+            help="On a mesh, give each connected piece (at most half the shape) the part most of its points take "
+            "(CAD meshes are built of pieces that each belong to one part); --no-pieces for meshes whose pieces "
+            "straddle parts. Student methods only.",
+        ),
+    ] = True,
     views: opt.Views = 10,
     resolution: opt.Resolution = 512,
     renderer: opt.Renderer = opt.RendererChoice.auto,
@@ -125,8 +134,8 @@ def segment(
     config = opt.segment_config(
         teacher=teacher, detector=detector, segmenter=segmenter, clipseg=clipseg, threshold=threshold, views=views,
         resolution=resolution, renderer=renderer, up=up, points=points, method=method, student=student,
-        finetune_steps=opt.renamed(ctx, "finetune_epochs", "finetune_steps"), epochs=epochs, other=other, seed=seed,
-        device=device, cache_dir=cache_dir,
+        finetune_steps=opt.renamed(ctx, "finetune_epochs", "finetune_steps"), epochs=epochs, other=other,
+        pieces=pieces, seed=seed, device=device, cache_dir=cache_dir,
     )  # fmt: skip
     if batch.is_batch(shapes):
         outputs = batch.BatchOutputs(out, overwrite, preview, explain, html)

@@ -14,8 +14,10 @@ import torch
 
 from partdistill_cli.knowledge import Knowledge
 
-AgreementMeasure = Literal["ratio", "iou", "relative", "relative-score", "soft", "point", "relative-point"]
-AGREEMENT_MEASURES: tuple[str, ...] = ("ratio", "iou", "relative", "relative-score", "soft", "point", "relative-point")
+AgreementMeasure = Literal["ratio", "iou", "relative", "relative-score", "support", "soft", "point", "relative-point"]
+AGREEMENT_MEASURES: tuple[str, ...] = (
+    "ratio", "iou", "relative", "relative-score", "support", "soft", "point", "relative-point",
+)  # fmt: skip
 
 
 def point_targets(
@@ -179,7 +181,12 @@ def rescore(
             "soft" = mean student probability of Y_k over the unit (needs `probs`);
             "point" = 1 for every unit: the agreement is applied per point by `member_agreement`;
             "relative-score", "relative-point" = "relative" (`backward_weights` multiplies it by the teacher's
-            score, and "relative-point" adds the per-point agreement).
+            score, and "relative-point" adds the per-point agreement);
+            "support" = the larger of "relative" and the unit's cross-view consistency (`vote.view_consistency`:
+            the share of the other views covering its points that name its part there), so a unit the student
+            does not resolve (a part of a few points) keeps its weight when the other views repeat it, while a
+            swapped name or a spurious blob, repeated by no view and contradicted by the student, still fades
+            (`backward_weights` multiplies it by the teacher's score).
         probs: (N, C) float student probabilities ("soft" only).
     """
     pred = np.asarray(pred)
@@ -200,6 +207,10 @@ def rescore(
             sel = knowledge.labels == label
             typical = max(float(np.median(ratio[sel])), floor)
             out[sel] = np.clip(ratio[sel] / typical, 0.0, 1.0) if typical > 0 else 0.0
+    elif measure == "support":
+        from partdistill_cli.vote import view_consistency
+
+        out = np.maximum(rescore(knowledge, pred, "relative"), view_consistency(knowledge))
     elif measure == "soft":
         if probs is None:
             raise ValueError("the 'soft' agreement needs the student's probabilities")
@@ -246,6 +257,8 @@ def backward_weights(
     pred = probs.argmax(axis=1)
     if measure == "point":
         return scores, member_agreement(knowledge, probs)
+    if measure == "support":
+        return scores * rescore(knowledge, pred, "support"), None
     if measure in ("relative-score", "relative-point"):
         units = scores * rescore(knowledge, pred, "relative")
         return units, member_agreement(knowledge, probs) if measure == "relative-point" else None

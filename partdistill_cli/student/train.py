@@ -49,15 +49,18 @@ class DistillConfig:
     AdamW at `lr * lr_decay ** epoch`. Forward distillation runs at least `min_forward_epochs` and at most
     `max_forward_epochs` epochs, stopping once the 5-epoch moving average of the epoch loss changes by less
     than `plateau` (relative); backward distillation then re-scores the units (`agreement`, see
-    `losses.backward_weights`; the default "relative-score" keeps the teacher's score of a unit times its
-    agreement judged against its part's other units, which also suits box teachers) and runs `backward_epochs`.
+    `losses.backward_weights`; the default "support" keeps the teacher's score of a unit times the larger of its
+    agreement judged against its part's other units, which also suits box teachers, and its cross-view
+    consistency, which keeps the parts too small for the student to resolve) and runs `backward_epochs`.
     `max_forward_epochs=0` with an initial student re-scores at once (fine-tuning a cached student on a new
     shape's knowledge).
     Targets: each point's target is the confidence-weighted split of the units covering it, `sharpen`ed (see
     `losses.point_targets`): at 4 the student learns each point's leading claim without losing the point's weight,
     which keeps minority parts from being smoothed away (measured: `bench/quality.py`, README "Measuring quality").
     Prediction: given the shape's knowledge, `Student.predict` adds `fuse` times the re-scored view evidence to
-    the student's log-probabilities (`fuse_knowledge`; 0 turns it off).
+    the student's log-probabilities (`fuse_knowledge`; 0 turns it off). On a mesh, each connected component
+    holding at most `components` of the points, whose points mostly take one part, takes that part as a whole
+    (`components.component_vote`; 0 turns it off).
     `ensemble` students are trained from seeds `seed, seed+1, ...` and their probabilities averaged;
     `tta` prediction passes (different point subsets, the later ones augmented) are averaged too.
     """
@@ -80,10 +83,11 @@ class DistillConfig:
     max_forward_epochs: int = 16
     plateau: float = 0.01
     backward_epochs: int = 8
-    agreement: str = "relative-score"
+    agreement: str = "support"
     class_weights: bool = False
     sharpen: float = 4.0
-    fuse: float = 2.0
+    fuse: float = 4.0
+    components: float = 0.5
     augment: bool = True
     ensemble: int = 1
     tta: int = 2
@@ -100,6 +104,8 @@ class DistillConfig:
                 raise ValueError(f"student setting '{name}' must be at least 1, got {getattr(self, name)}")
         if self.sharpen <= 0:
             raise ValueError(f"student setting 'sharpen' must be positive, got {self.sharpen}")
+        if not 0.0 <= self.components <= 1.0:
+            raise ValueError(f"student setting 'components' is a share in [0, 1], got {self.components}")
         if not (self.fuse >= 0 and math.isfinite(self.fuse)):
             raise ValueError(f"student setting 'fuse' must be a finite number >= 0, got {self.fuse}")
         if self.min_forward_epochs > self.max_forward_epochs:
@@ -116,10 +122,12 @@ class DistillConfig:
         return DistillConfig(**{k: v for k, v in d.items() if k in known})
 
     def model_dict(self) -> dict:
-        """The settings that define what a trained student is (device and the prediction-time `fuse` excluded)."""
+        """The settings that define what a trained student is (device and the prediction-time `fuse` and
+        `components` excluded)."""
         d = self.to_dict()
         d.pop("device")
         d.pop("fuse")
+        d.pop("components")
         return d
 
     @property
@@ -220,7 +228,9 @@ class Student:
         """Labels for every point of `shape` (never -1) and, for a mesh, every face.
 
         With the shape's `knowledge`, the student's probabilities are fused with its re-scored view evidence
-        (`fuse_knowledge`, strength `config.fuse`).
+        (`fuse_knowledge`, strength `config.fuse`). On a mesh, a connected component of at most
+        `config.components` of the points whose points mostly take one part takes it as a whole, faces included
+        (`components.component_vote`).
 
         A face's label comes from the mean probability of its sample points. A face no sample lies on takes
         the student's probabilities interpolated at its centroid from the 3 nearest samples (inverse-distance
@@ -230,6 +240,15 @@ class Student:
         probs = self.predict_features(self.features(shape), seed)
         if knowledge is not None:
             probs = fuse_knowledge(probs, knowledge, self.config.fuse, self.config.agreement)
+        voted = face_comp = None
+        if shape.is_mesh and shape.face_ids is not None and self.config.components > 0:
+            from partdistill_cli.components import component_vote, face_components
+
+            face_comp = face_components(shape)
+        if face_comp is not None:
+            n_comp = int(face_comp.max()) + 1
+            probs, voted, means = component_vote(probs, face_comp[shape.face_ids], self.config.components, n_comp)
+            probs = probs.astype(np.float32)
         labels = probs.argmax(axis=1).astype(np.int64)
         face_labels = None
         if shape.is_mesh and shape.face_ids is not None:
@@ -245,6 +264,9 @@ class Student:
                 dist, idx = dist.reshape(len(unsampled), k), idx.reshape(len(unsampled), k)
                 w = 1.0 / np.maximum(dist, 1e-9)
                 face_probs[unsampled] = np.einsum("fk,fkc->fc", w / w.sum(axis=1, keepdims=True), probs[idx])
+            if voted is not None:  # a voted component's faces, sampled or not, take its part
+                in_voted = voted[face_comp]
+                face_probs[in_voted] = means[face_comp[in_voted]]
             face_labels = face_probs.argmax(axis=1).astype(np.int64)
         return Labels(labels, probs, list(self.parts), face_labels)
 
