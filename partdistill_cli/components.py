@@ -2,8 +2,9 @@
 
 CAD-style meshes (PartNet-Mobility, the Genesis bottle, procedural shapes) are assembled from pieces, and a
 piece almost never straddles two parts: in the labeled meshes of ../shared/data, 11 of 83,968 PartNet-Mobility
-sample points (2 of 41 shapes) lie in a piece that is mostly another part, none in procedural shapes or the bottle. The student and the views blur a piece's edge, so a piece whose points mostly carry one part is
-given that part as a whole. A piece holding more than `max_share` of the shape (a scan or a single-shell
+sample points (2 of 41 shapes) lie in a piece that is mostly another part, none in procedural shapes or the
+bottle. The student and the views blur a piece's edge, so a piece whose points mostly carry one part is given
+that part as a whole. A piece holding more than `max_share` of the shape (a scan or a single-shell
 model is one piece) is left as it is.
 """
 

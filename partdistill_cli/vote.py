@@ -26,14 +26,19 @@ def view_evidence(knowledge: Knowledge, weights: np.ndarray | None = None) -> np
     whatever the number of views; points no unit covers are zero.
     """
     evidence = vote_scores(knowledge, weights).astype(np.float64)
-    # Each view counts once at a point, however many of its units (two parts' masks) cover it.
+    return evidence / np.maximum(views_covering(knowledge), 1)[:, None]
+
+
+def views_covering(knowledge: Knowledge) -> np.ndarray:
+    """(N,) int64 number of views with a unit covering each point: each view counts once at a point, however
+    many of its units (two parts' masks) cover it."""
     n_views = np.zeros(knowledge.n_points, dtype=np.int64)
     for view in np.unique(knowledge.views):
         in_view = np.zeros(knowledge.n_points, dtype=bool)
         for k in np.flatnonzero(knowledge.views == view):
             in_view[knowledge.unit(k)] = True
         n_views += in_view
-    return evidence / np.maximum(n_views, 1)[:, None]
+    return n_views
 
 
 def view_consistency(knowledge: Knowledge) -> np.ndarray:
@@ -42,7 +47,8 @@ def view_consistency(knowledge: Knowledge) -> np.ndarray:
 
     A right answer is repeated by the views that see the same surface; a swapped name or a spurious blob is
     not, whatever the student learnt. It needs only the knowledge: each view counts once at a point,
-    however many of its units cover it (sparse (view, part) coverage maps, no (N, views, parts) array).
+    however many of its units cover it (sparse (view, part) coverage maps, no (N, views, parts) array;
+    `views_covering` counts the views at each point).
     """
     from scipy.sparse import csr_matrix
 
@@ -58,9 +64,7 @@ def view_consistency(knowledge: Knowledge) -> np.ndarray:
     names.data[:] = 1.0  # view v names part c at point i (once, however many of its units do)
     groups = np.arange(n_views * n_parts)
     per_part = csr_matrix((np.ones(len(groups)), (groups % n_parts, groups)), shape=(n_parts, len(groups))) @ names
-    per_view = csr_matrix((np.ones(len(groups)), (groups // n_parts, groups)), shape=(n_views, len(groups))) @ names
-    per_view.data[:] = 1.0  # view v has some unit at point i
-    covering = np.asarray(per_view.sum(axis=0)).ravel()  # (N,) views with a unit at each point
+    covering = views_covering(knowledge).astype(np.float64)
     sizes = knowledge.unit_sizes().astype(np.float64)
     # Every point of a unit is named by its own view: subtract it from both counts.
     same = np.asarray((members @ per_part.T).todense())[np.arange(n_units), knowledge.labels] - sizes
