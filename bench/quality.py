@@ -60,6 +60,14 @@ def noise_config(spec: str):
     return load_noise(spec)
 
 
+def noise_label(spec: str) -> str:
+    """A file-name-safe name of a noise spec: the preset name, or a JSON file's stem (with its `-box` suffix)."""
+    box = spec.endswith("-box")
+    base = spec[: -len("-box")] if box else spec
+    label = Path(base).stem if base.endswith(".json") else Path(base).name
+    return label + ("-box" if box else "")
+
+
 def small_part_ious(report: dict, method: str) -> list[float]:
     out = []
     for r in report["results"]:
@@ -138,13 +146,13 @@ def main() -> None:
                     report["config"]["data"] = set_name
                     report["seconds"] = time.perf_counter() - t0
                     tag = f"s{seed}" + (f"-ss{settings['seed']}" if "seed" in settings else "")
-                    name = f"{args.tag + '-' if args.tag else ''}{set_name}-{noise}-{protocol}-{tag}.json"
+                    name = f"{args.tag + '-' if args.tag else ''}{set_name}-{noise_label(noise)}-{protocol}-{tag}.json"
                     (args.out / name).write_text(json.dumps(report))
                     per_seed.append(report)
-                    print(f"  [{time.perf_counter() - started:7.0f} s] {set_name} {noise} {protocol} {tag}: "
+                    print(f"  [{time.perf_counter() - started:7.0f} s] {set_name} {noise_label(noise)} {protocol} {tag}: "
                           + ", ".join(f"{m} {report['summary'][m]['mean_over_categories'] * 100:.1f}" for m in methods),
                           file=sys.stderr, flush=True)  # fmt: skip
-                rows.append(row_of(per_seed, noise, protocol, set_name, methods, len(data)))
+                rows.append(row_of(per_seed, noise_label(noise), protocol, set_name, methods, len(data)))
     print(f"\nmIoU ×100, mean over categories; {len(runs)} run(s) per cell; {time.perf_counter() - started:.0f} s\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))

@@ -74,3 +74,27 @@ def test_student_settings_of_the_eval_config_reach_every_student_method(monkeypa
         same = [k for k in tiny if not k.endswith("_forward_epochs")]
         assert all(c.seed == 7 and all(getattr(c, k) == tiny[k] for k in same) for c in seen)
         assert seen[0].min_forward_epochs == seen[0].max_forward_epochs == 1
+
+
+def _quality_bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
+    spec = importlib.util.spec_from_file_location("bench_quality", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quality_bench_names_reports_of_a_noise_file(tmp_path):
+    quality = _quality_bench()
+    noise = tmp_path / "sub dir" / "my-noise.json"
+    noise.parent.mkdir()
+    noise.write_text('{"miss": 0.3, "boundary_px": 2}')
+    # A noise file (documented as a --noises value) must give a report name without its folders.
+    assert quality.noise_label(str(noise)) == "my-noise"
+    assert quality.noise_label(f"{noise}-box") == "my-noise-box"
+    assert quality.noise_label("harsh-box") == "harsh-box" and quality.noise_label("default") == "default"
+    cfg = quality.noise_config(f"{noise}-box")
+    assert cfg.box and cfg.miss == 0.3 and cfg.boundary_px == 2
