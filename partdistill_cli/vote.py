@@ -46,15 +46,23 @@ def view_consistency(knowledge: Knowledge) -> np.ndarray:
     unit's part there, divided by the other views that have any unit there (0 where no other view covers it).
 
     A right answer is repeated by the views that see the same surface; a swapped name or a spurious blob is
-    not, whatever the student learnt. It needs only the knowledge: each view counts once at a point,
-    however many of its units cover it (sparse (view, part) coverage maps, no (N, views, parts) array;
-    `views_covering` counts the views at each point).
+    not, whatever the student learnt. It needs only the knowledge (see `cross_view_support`).
+    """
+    return cross_view_support(knowledge)[0]
+
+
+def cross_view_support(knowledge: Knowledge) -> tuple[np.ndarray, np.ndarray]:
+    """`view_consistency` (K,) float64 and (K,) bool: whether any other view covers one of the unit's points
+    (a unit only its own view sees has consistency 0 without being contradicted).
+
+    Each view counts once at a point, however many of its units cover it (sparse (view, part) coverage maps, no
+    (N, views, parts) array; `views_covering` counts the views at each point).
     """
     from scipy.sparse import csr_matrix
 
     n_units, n_parts = knowledge.n_units, knowledge.n_parts
     if n_units == 0:
-        return np.zeros(0, dtype=np.float64)
+        return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=bool)
     members = knowledge.membership()
     _, view_of = np.unique(knowledge.views, return_inverse=True)
     n_views = int(view_of.max()) + 1
@@ -69,7 +77,7 @@ def view_consistency(knowledge: Knowledge) -> np.ndarray:
     # Every point of a unit is named by its own view: subtract it from both counts.
     same = np.asarray((members @ per_part.T).todense())[np.arange(n_units), knowledge.labels] - sizes
     other = members @ covering - sizes
-    return np.where(other > 0, same / np.maximum(other, 1e-12), 0.0)
+    return np.where(other > 0, same / np.maximum(other, 1e-12), 0.0), other > 0
 
 
 def vote(knowledge: Knowledge, points: np.ndarray | None = None, fill: bool = False) -> Labels:

@@ -182,6 +182,22 @@ def test_support_rescoring_keeps_a_part_the_views_repeat_and_the_student_misses(
     np.testing.assert_array_equal(train_module.fuse_knowledge(probs, k, 4.0, "relative-score").argmax(axis=1), [0] * 10)
 
 
+def test_support_gives_no_credit_for_agreeing_with_a_unit_no_other_view_repeats():
+    # Views 0-2 name part 0 on points 0-9. View 3 calls points 0-2 part 1 (a one-view hallucination the three
+    # other views contradict) and points 10-11, which no other view sees, part 1 too. The student learnt both.
+    units = [list(range(10))] * 3 + [[0, 1, 2], [10, 11]]
+    k = _knowledge(units, [0, 0, 0, 1, 1], [0.9] * 5, n=12, c=2)
+    k.views = np.array([0, 1, 2, 3, 3], np.int64)
+    probs = np.array([[0.2, 0.8]] * 3 + [[0.9, 0.1]] * 7 + [[0.2, 0.8]] * 2, np.float32)
+    assert np.allclose(rescore(k, probs.argmax(axis=1), "relative"), 1.0)  # the student agrees with every unit
+    # The hallucination: covered by three other views, repeated by none -> no weight; the unit no other view
+    # covers keeps the student's word; the right units are repeated (consistency 20 / 23) and keep theirs.
+    np.testing.assert_allclose(rescore(k, probs.argmax(axis=1), "support"), [1, 1, 1, 0, 1], atol=1e-6)
+    fused = train_module.fuse_knowledge(probs, k, 4.0, "support")
+    # log(0.2 / 0.8) + 4 * (3 * 0.9 / 4 views) > 0: the views overrule the student on points 0-2.
+    np.testing.assert_array_equal(fused.argmax(axis=1), [0] * 10 + [1] * 2)
+
+
 def test_rescore_rejects_bad_input():
     k = _knowledge([[0, 1]], [0], [0.5], n=3, c=2)
     with pytest.raises(ValueError, match="predicted labels"):

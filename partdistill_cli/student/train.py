@@ -50,8 +50,9 @@ class DistillConfig:
     `max_forward_epochs` epochs, stopping once the 5-epoch moving average of the epoch loss changes by less
     than `plateau` (relative); backward distillation then re-scores the units (`agreement`, see
     `losses.backward_weights`; the default "support" keeps the teacher's score of a unit times the larger of its
-    agreement judged against its part's other units, which also suits box teachers, and its cross-view
-    consistency, which keeps the parts too small for the student to resolve) and runs `backward_epochs`.
+    agreement judged against its part's other units, which also suits box teachers (counted only where other
+    views repeat the unit, so a memorised one-view hallucination fades), and its cross-view consistency, which
+    keeps the parts too small for the student to resolve) and runs `backward_epochs`.
     `max_forward_epochs=0` with an initial student re-scores at once (fine-tuning a cached student on a new
     shape's knowledge).
     Targets: each point's target is the confidence-weighted split of the units covering it, `sharpen`ed (see
