@@ -19,7 +19,9 @@ AGREEMENT_MEASURES: tuple[str, ...] = (
     "ratio", "iou", "relative", "relative-score", "support", "soft", "point", "relative-point",
 )  # fmt: skip
 # "support": the share of the other views covering a unit that must repeat it before the student's agreement
-# with it counts in full (development set, 35 shapes: 0.05, 0.1 and 0.2 within 0.1 mIoU of each other).
+# with it counts in full. Development set (35 shapes, trained at 0.1): fused at 0.05, 0.1 or 0.2 within 0.1 mIoU
+# of each other, 0.4 lower; against no threshold, full per-shape (bench/quality.py): PartNet-Mobility 61.8 -> 63.4,
+# ShapeNetPart v0 79.3 -> 80.4, procedural 84.3 -> 86.6, procedural harsh 58.8 -> 57.6.
 CORROBORATION = 0.1
 
 
