@@ -41,21 +41,15 @@ def views_covering(knowledge: Knowledge) -> np.ndarray:
     return n_views
 
 
-def view_consistency(knowledge: Knowledge) -> np.ndarray:
-    """(K,) float64 cross-view support of each unit: over the unit's points, the other views that name the
-    unit's part there, divided by the other views that have any unit there (0 where no other view covers it).
-
-    A right answer is repeated by the views that see the same surface; a swapped name or a spurious blob is
-    not, whatever the student learnt. It needs only the knowledge (see `cross_view_support`).
-    """
-    return cross_view_support(knowledge)[0]
-
-
 def cross_view_support(knowledge: Knowledge) -> tuple[np.ndarray, np.ndarray]:
-    """`view_consistency` (K,) float64 and (K,) bool: whether any other view covers one of the unit's points
-    (a unit only its own view sees has consistency 0 without being contradicted).
+    """(K,) float64 cross-view consistency of each unit and (K,) bool whether any other view covers one of its
+    points.
 
-    Each view counts once at a point, however many of its units cover it (sparse (view, part) coverage maps, no
+    The consistency is, over the unit's points, the other views that name the unit's part there, divided by the
+    other views that have any unit there (0 where no other view covers it, which the second array tells apart
+    from a unit the other views contradict). A right answer is repeated by the views that see the same surface;
+    a swapped name or a spurious blob is not, whatever the student learnt. It needs only the knowledge: each view
+    counts once at a point, however many of its units cover it (sparse (view, part) coverage maps, no
     (N, views, parts) array; `views_covering` counts the views at each point).
     """
     from scipy.sparse import csr_matrix

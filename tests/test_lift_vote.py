@@ -7,7 +7,7 @@ from partdistill_cli.lift import lift
 from partdistill_cli.metrics import part_ious, shape_miou
 from partdistill_cli.render import render
 from partdistill_cli.shapes import from_mesh
-from partdistill_cli.vote import cross_view_support, view_consistency, view_evidence, vote
+from partdistill_cli.vote import cross_view_support, view_evidence, vote
 
 from helpers import two_box_mesh
 
@@ -144,7 +144,7 @@ def test_view_consistency_is_the_share_of_the_other_views_that_repeat_a_unit():
     # Unit 0: at point 0 views 1 (a) and 2 (b) look, one repeats a; at point 1 only view 1 looks, and counts once
     # although two of its units cover the point: 2 / 3. Unit 2 (point 4): no other view, no support. Unit 3: 2 of
     # 5 (view 0 names a at point 1 once, with two units). The swapped unit 5: views 0 and 1 call point 0 a.
-    np.testing.assert_allclose(view_consistency(k), [2 / 3, 2 / 3, 0.0, 0.4, 0.0, 0.0, 2 / 3, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(cross_view_support(k)[0], [2 / 3, 2 / 3, 0.0, 0.4, 0.0, 0.0, 2 / 3, 1.0], rtol=1e-6)
     # Unit 2 is the only one no other view covers (0 without being contradicted, unlike the swapped unit 5).
     assert cross_view_support(k)[1].tolist() == [True, True, False, True, True, True, True, True]
-    assert view_consistency(Knowledge.empty(3, ["a"])).shape == (0,)
+    assert cross_view_support(Knowledge.empty(3, ["a"]))[0].shape == (0,)

@@ -187,7 +187,7 @@ def rescore(
             "point" = 1 for every unit: the agreement is applied per point by `member_agreement`;
             "relative-score", "relative-point" = "relative" (`backward_weights` multiplies it by the teacher's
             score, and "relative-point" adds the per-point agreement);
-            "support" = the larger of "relative" and the unit's cross-view consistency (`vote.view_consistency`:
+            "support" = the larger of "relative" and the unit's cross-view consistency (`vote.cross_view_support`:
             the share of the other views covering its points that name its part there), so a unit the student
             does not resolve (a part of a few points) keeps its weight when the other views repeat it, while a
             swapped name or a spurious blob, repeated by no view, fades: "relative" counts in full only for a
