@@ -115,10 +115,12 @@ class DGCNN(nn.Module):
         global_dim: int = 256,
         head: tuple[int, ...] = (256, 128),
         dynamic: bool = False,
+        dilation: int = 1,
     ):
         super().__init__()
         self.k = k
         self.dynamic = dynamic
+        self.dilation = dilation
         dims = [in_dim, *widths]
         self.edge_convs = nn.ModuleList(EdgeConv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
         local = sum(widths)
@@ -126,12 +128,14 @@ class DGCNN(nn.Module):
         self.head = SegHead(local, global_dim, head, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        idx = knn_indices(x[:, :3], self.k)
+        near = knn_indices(x[:, :3], self.k * self.dilation)
+        idx = near[:, :, : self.k]
+        wide = near[:, :, :: self.dilation]
         feats = []
         h = x
         for i, conv in enumerate(self.edge_convs):
-            if self.dynamic and i > 0:
-                idx = knn_indices(h, self.k)
+            if i > 0:
+                idx = knn_indices(h, self.k) if self.dynamic else wide
             h = conv(h, idx)
             feats.append(h)
         local = torch.cat(feats, dim=1)
@@ -177,11 +181,13 @@ def build_backbone(
     global_dim: int,
     head: tuple[int, ...],
     dynamic: bool,
+    dilation: int = 1,
 ) -> nn.Module:
     if name not in BACKBONES:
         raise ValueError(f"unknown student backbone {name!r}; choose from {', '.join(sorted(BACKBONES))}")
     return BACKBONES[name](
-        in_dim, n_classes, k=k, widths=tuple(widths), global_dim=global_dim, head=tuple(head), dynamic=dynamic
+        in_dim, n_classes, k=k, widths=tuple(widths), global_dim=global_dim, head=tuple(head), dynamic=dynamic,
+        dilation=dilation,
     )
 
 

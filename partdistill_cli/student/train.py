@@ -32,7 +32,7 @@ from partdistill_cli.student.model import build_backbone, point_features
 
 Mode = Literal["forward", "full"]
 # Settings that fix a network's shape; a fine-tuned student keeps its initial student's values of these.
-ARCHITECTURE_KEYS = ("backbone", "k", "widths", "global_dim", "head", "dynamic", "use_normals", "ensemble")
+ARCHITECTURE_KEYS = ("backbone", "k", "widths", "global_dim", "head", "dynamic", "dilation", "use_normals", "ensemble")
 
 
 @dataclass
@@ -72,6 +72,7 @@ class DistillConfig:
     global_dim: int = 256
     head: tuple[int, ...] = (256, 128)
     dynamic: bool = False
+    dilation: int = 1
     use_normals: bool = True
     points_per_shape: int = 1024
     max_points: int = 100_000
@@ -100,7 +101,7 @@ class DistillConfig:
         self.head = tuple(int(w) for w in self.head)
         if self.agreement not in AGREEMENT_MEASURES:
             raise ValueError(f"unknown agreement {self.agreement!r}; choose from {', '.join(AGREEMENT_MEASURES)}")
-        for name in ("points_per_shape", "max_points", "batch", "ensemble", "tta", "min_epoch_steps", "k"):
+        for name in ("points_per_shape", "max_points", "batch", "ensemble", "tta", "min_epoch_steps", "k", "dilation"):
             if getattr(self, name) < 1:
                 raise ValueError(f"student setting '{name}' must be at least 1, got {getattr(self, name)}")
         if self.sharpen <= 0:
@@ -146,6 +147,7 @@ def _build(config: DistillConfig, n_classes: int) -> torch.nn.Module:
         config.global_dim,
         config.head,
         config.dynamic,
+        config.dilation,
     )
 
 
