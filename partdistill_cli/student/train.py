@@ -72,11 +72,11 @@ class DistillConfig:
     global_dim: int = 256
     head: tuple[int, ...] = (256, 128)
     dynamic: bool = False
-    dilation: int = 1
+    dilation: int = 2
     use_normals: bool = True
-    points_per_shape: int = 1024
+    points_per_shape: int = 2048
     max_points: int = 100_000
-    batch: int = 2
+    batch: int = 1
     lr: float = 2e-3
     lr_decay: float = 0.9
     weight_decay: float = 1e-4
@@ -288,7 +288,8 @@ class Student:
     @staticmethod
     def from_state(tensors: dict[str, torch.Tensor], meta: dict, device: str = "cpu") -> Student:
         """Rebuild a student from `state_dict()` tensors and `meta()`; raises ValueError if they disagree."""
-        config = DistillConfig.from_dict({**meta["config"], "device": device})
+        # A student saved before `dilation` existed was built without it (dilation 1).
+        config = DistillConfig.from_dict({"dilation": 1, **meta["config"], "device": device})
         student = Student.create(list(meta["parts"]), config)
         student.history = dict(meta.get("history") or {})
         for j, module in enumerate(student.modules):
