@@ -40,9 +40,14 @@ class DistillConfig:
     """Every knob of the student and its training.
 
     Network: `backbone` (a `BACKBONES` name), `k` neighbours, EdgeConv `widths`, `global_dim`, `head` widths,
-    `dynamic` graphs, `use_normals` (xyz + normals as input; normals are estimated for bare point clouds).
+    `dynamic` graphs, `dilation` (the EdgeConvs after the first see every `dilation`-th of the `k * dilation`
+    nearest points: the first layer keeps the fine detail, the later ones the reach), `use_normals` (xyz +
+    normals as input; normals are estimated for bare point clouds).
     Sampling: each step sees `batch` random subsets of `points_per_shape` points (inference splits a shape into
-    subsets of the same size, so the network always sees the same point density). A shape of more than
+    subsets of the same size, so the network always sees the same point density). 2048-point subsets, one per
+    step, with dilation 2 cost what two 1024-point subsets did and give a part twice the points to be resolved
+    by; measured (bench/quality.py) against 1024 x 2 without dilation: parts under 2% of the surface 14.4 ->
+    23.0 on PartNet-Mobility, mIoU 63.4 -> 64.6 there, within a seed's spread elsewhere. A shape of more than
     `max_points` points trains on, and is predicted at, a fixed random subset of `max_points` of them; the others
     take their nearest subset point's probabilities, so a 5M-point scan costs what a 100k-point one does.
     Schedule: an epoch is `max(min_epoch_steps, ceil(total points / (points_per_shape * batch)))` steps of
