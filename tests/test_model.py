@@ -58,16 +58,3 @@ def test_dilation_widens_what_a_point_depends_on():
         out[d] = model(x).detach()
     assert out[1].shape == out[2].shape == (1, 2, 40)
     assert not torch.allclose(out[1], out[2])
-
-
-def test_a_student_saved_before_dilation_existed_loads_with_plain_neighbourhoods():
-    from partdistill_cli.student import DistillConfig, Student
-
-    old = Student.create(["a", "b"], DistillConfig(k=4, widths=(8, 8), global_dim=8, head=(8,), dilation=1))
-    meta = old.meta()
-    del meta["config"]["dilation"]  # what a student saved before the setting existed holds
-    loaded = Student.from_state(old.state_dict(), meta)
-    assert loaded.config.dilation == 1 and DistillConfig().dilation != 1
-    x = torch.cat([_line(30), torch.zeros(1, 3, 30)], dim=1)
-    with torch.no_grad():
-        assert torch.allclose(old.modules[0].eval()(x), loaded.modules[0].eval()(x))
