@@ -1,6 +1,7 @@
 """The student backbone's neighbourhoods: k nearest points, and the dilated ones of the layers after the first."""
 
 import numpy as np
+import pytest
 import torch
 
 from partdistill_cli.student.model import DGCNN, knn_indices
@@ -58,3 +59,10 @@ def test_dilation_widens_what_a_point_depends_on():
         out[d] = model(x).detach()
     assert out[1].shape == out[2].shape == (1, 2, 40)
     assert not torch.allclose(out[1], out[2])
+
+
+def test_dilation_must_be_positive():
+    from partdistill_cli.student import DistillConfig
+
+    with pytest.raises(ValueError, match="dilation"):
+        DistillConfig(dilation=0)

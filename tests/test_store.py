@@ -74,6 +74,10 @@ def test_key_separates_parts_order_teacher_and_config(tmp_path):
     assert store.find_student("chair", PARTS, "simulated", other, root=tmp_path) is None
     on_gpu = DistillConfig.from_dict({**CONFIG.to_dict(), "device": "cuda"})
     assert store.student_key("chair", PARTS, "t", on_gpu) == store.student_key("chair", PARTS, "t", CONFIG)
+    dilated = DistillConfig.from_dict({**CONFIG.to_dict(), "dilation": 2})
+    assert store.student_key("chair", PARTS, "t", dilated) != store.student_key("chair", PARTS, "t", CONFIG)
+    # the plain network hashes as it did before `dilation` existed, so students cached then are still found
+    assert "dilation" not in CONFIG.model_dict() and dilated.model_dict()["dilation"] == 2
 
 
 def test_loading_a_mismatched_part_list_is_refused(tmp_path):
