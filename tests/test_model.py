@@ -49,7 +49,6 @@ def test_layers_after_the_first_see_every_dilation_th_of_the_k_times_dilation_ne
 
 
 def test_dilation_widens_what_a_point_depends_on():
-    torch.manual_seed(0)
     x = torch.cat([_line(40), torch.zeros(1, 3, 40)], dim=1)
     x[:, 0] /= x[:, 0].max()
     out = {}

@@ -49,8 +49,9 @@ class DistillConfig:
     of the surface on PartNet-Mobility 14.4 -> 23.0 and its mIoU 63.4 -> 64.6, but ShapeNetPart v0 `harsh`
     56.8 -> 53.9 and `harsh-box` 40.5 -> 37.8 and the Genesis bottle `harsh-box` 34.3 -> 29.6 (a whole shape in
     every step, so the student memorises more of the teacher's errors); about 1.2x the training time.
-    A shape of more than `max_points` points trains on, and is predicted at, a fixed random subset of `max_points` of them; the others
-    take their nearest subset point's probabilities, so a 5M-point scan costs what a 100k-point one does.
+    A shape of more than `max_points` points trains on, and is predicted at, a fixed random subset of
+    `max_points` of them; the others take their nearest subset point's probabilities, so a 5M-point scan costs
+    what a 100k-point one does.
     Schedule: an epoch is `max(min_epoch_steps, ceil(total points / (points_per_shape * batch)))` steps of
     AdamW at `lr * lr_decay ** epoch`. Forward distillation runs at least `min_forward_epochs` and at most
     `max_forward_epochs` epochs, stopping once the 5-epoch moving average of the epoch loss changes by less
