@@ -238,6 +238,22 @@ def rescore(
     return out.astype(np.float32)
 
 
+def unresolved_units(knowledge: Knowledge, min_size: float) -> np.ndarray:
+    """(K,) bool: the units of fewer than `min_size` points that other views corroborate (at least a
+    `CORROBORATION` share of the other views covering the unit name its part there).
+
+    A unit that small is below what the student resolves (`Student.predict` sets `min_size` from the student's
+    neighbours and subset size), so the student's low probability of its part says nothing about it; the other
+    views, not the student, vouch for it. A small unit no other view repeats (or sees) stays with the student.
+    """
+    if knowledge.n_units == 0 or min_size <= 0:
+        return np.zeros(knowledge.n_units, dtype=bool)
+    from partdistill_cli.vote import cross_view_support
+
+    consistency, seen_elsewhere = cross_view_support(knowledge)
+    return (knowledge.unit_sizes() < min_size) & seen_elsewhere & (consistency >= CORROBORATION)
+
+
 def member_agreement(knowledge: Knowledge, probs: np.ndarray) -> np.ndarray:
     """(nnz,) float32 student probability of each unit's label at each of its points (point-level rescoring).
 

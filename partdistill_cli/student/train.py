@@ -27,6 +27,7 @@ from partdistill_cli.student.losses import (
     balanced_class_weights,
     point_targets,
     target_loss,
+    unresolved_units,
 )
 from partdistill_cli.student.model import build_backbone, point_features
 
@@ -96,6 +97,7 @@ class DistillConfig:
     class_weights: bool = False
     sharpen: float = 4.0
     fuse: float = 4.0
+    resolution: float = 1.0
     components: float = 0.5
     augment: bool = True
     ensemble: int = 1
@@ -115,8 +117,10 @@ class DistillConfig:
             raise ValueError(f"student setting 'sharpen' must be positive, got {self.sharpen}")
         if not 0.0 <= self.components <= 1.0:
             raise ValueError(f"student setting 'components' is a share in [0, 1], got {self.components}")
-        if not (self.fuse >= 0 and math.isfinite(self.fuse)):
-            raise ValueError(f"student setting 'fuse' must be a finite number >= 0, got {self.fuse}")
+        for name in ("fuse", "resolution"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"student setting '{name}' must be a finite number >= 0, got {value}")
         if self.min_forward_epochs > self.max_forward_epochs:
             raise ValueError("min_forward_epochs must not exceed max_forward_epochs")
 
@@ -131,12 +135,11 @@ class DistillConfig:
         return DistillConfig(**{k: v for k, v in d.items() if k in known})
 
     def model_dict(self) -> dict:
-        """The settings that define what a trained student is (device and the prediction-time `fuse` and
-        `components` excluded)."""
+        """The settings that define what a trained student is (device and the prediction-time `fuse`,
+        `resolution` and `components` excluded)."""
         d = self.to_dict()
-        d.pop("device")
-        d.pop("fuse")
-        d.pop("components")
+        for name in ("device", "fuse", "resolution", "components"):
+            d.pop(name)
         if d["dilation"] == 1:  # students cached before `dilation` existed keep their cache key
             d.pop("dilation")
         return d
@@ -251,7 +254,7 @@ class Student:
         """
         probs = self.predict_features(self.features(shape), seed)
         if knowledge is not None:
-            probs = fuse_knowledge(probs, knowledge, self.config.fuse, self.config.agreement)
+            probs = fuse_knowledge(probs, knowledge, self.config.fuse, self.config.agreement, self.resolution(shape))
         voted = face_comp = None
         if shape.is_mesh and shape.face_ids is not None and self.config.components > 0:
             from partdistill_cli.components import component_vote, face_components
@@ -282,6 +285,11 @@ class Student:
             face_labels = face_probs.argmax(axis=1).astype(np.int64)
         return Labels(labels, probs, list(self.parts), face_labels)
 
+    def resolution(self, shape: Shape) -> float:
+        """The size, in points of `shape`, of the smallest unit the student resolves: `config.resolution` times
+        `k` points in one of its `points_per_shape`-point subsets (0 when `config.resolution` is 0)."""
+        return self.config.resolution * self.config.k * shape.n_points / self.config.points_per_shape
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Flat name -> contiguous CPU tensor of every member's weights and buffers (`m{j}.` prefixed)."""
         out = {}
@@ -310,10 +318,17 @@ class Student:
         return student
 
 
-def fuse_knowledge(probs: np.ndarray, knowledge: Knowledge, strength: float, agreement: str) -> np.ndarray:
+def fuse_knowledge(
+    probs: np.ndarray, knowledge: Knowledge, strength: float, agreement: str, resolution: float = 0.0
+) -> np.ndarray:
     """(N, C) float32 softmax(log p + strength * E): the student's (N, C) probabilities `probs` as the prior,
     the knowledge's view evidence E as the likelihood (`vote.view_evidence`, each unit weighed by its
     backward re-score under `agreement` against the student's own labels).
+
+    Units below the student's `resolution` (fewer points than that, corroborated by other views:
+    `losses.unresolved_units`) are judged by the views alone: they keep the teacher's score, and where one names
+    a part at a point, the student's probability of that part there is raised to its top probability (a prior
+    that says nothing), so the views decide between the small part and the student's choice. 0 turns it off.
 
     The student carries what many views and its smoothing agree on (and labels points no view saw: E = 0
     there); the re-scored evidence keeps detail the student blurred where the views consistently name a part.
@@ -322,7 +337,7 @@ def fuse_knowledge(probs: np.ndarray, knowledge: Knowledge, strength: float, agr
     35-shape development set (2 to 8: PartNet-Mobility 65.5 to 66.6, the other sets within 0.5; from 10 on,
     PartNet-Mobility gets parts the teacher hallucinated back) and measured in README "Measuring quality".
     """
-    from partdistill_cli.vote import view_evidence
+    from partdistill_cli.vote import view_evidence, vote_scores
 
     probs = np.asarray(probs)
     if probs.shape != (knowledge.n_points, knowledge.n_parts):
@@ -332,7 +347,13 @@ def fuse_knowledge(probs: np.ndarray, knowledge: Knowledge, strength: float, agr
     if strength == 0 or knowledge.n_units == 0:
         return probs.astype(np.float32)
     units, _ = backward_weights(knowledge, probs, agreement)
-    logits = np.log(np.clip(probs.astype(np.float64), 1e-6, 1.0)) + strength * view_evidence(knowledge, units)
+    log_prior = np.log(np.clip(probs.astype(np.float64), 1e-6, 1.0))
+    fine = unresolved_units(knowledge, resolution)
+    if fine.any():
+        units = np.where(fine, knowledge.scores, units)
+        named = vote_scores(knowledge, fine.astype(np.float64)) > 0
+        log_prior = np.where(named, log_prior.max(axis=1, keepdims=True), log_prior)
+    logits = log_prior + strength * view_evidence(knowledge, units)
     logits -= logits.max(axis=1, keepdims=True)
     out = np.exp(logits)
     return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
