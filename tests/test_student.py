@@ -10,6 +10,7 @@ import torch
 
 from partdistill_cli.knowledge import Knowledge
 from partdistill_cli.metrics import shape_miou
+from partdistill_cli.shapes import Shape
 from partdistill_cli.student import (
     AGREEMENT_MEASURES,
     DistillConfig,
@@ -21,7 +22,7 @@ from partdistill_cli.student import (
     rescore,
 )
 from partdistill_cli.student import train as train_module
-from partdistill_cli.student.losses import backward_weights
+from partdistill_cli.student.losses import backward_weights, unresolved_units
 
 TINY = DistillConfig(
     backbone="dgcnn",
@@ -269,7 +270,7 @@ def test_prediction_fuses_the_knowledge_and_labels_every_point(chair_case):
     student = distill([(shape, knowledge)], replace(TINY, components=0.0), mode="full", show_progress=False)
     alone = student.predict(shape)
     fused = student.predict(shape, knowledge=knowledge)
-    expected = train_module.fuse_knowledge(alone.probs, knowledge, TINY.fuse, TINY.agreement)
+    expected = train_module.fuse_knowledge(alone.probs, knowledge, TINY.fuse, TINY.agreement, student.resolution(shape))
     assert np.abs(expected - alone.probs).max() > 0.05  # the evidence moves the probabilities
     np.testing.assert_allclose(fused.probs, expected, atol=1e-6)
     np.testing.assert_array_equal(fused.point_labels, expected.argmax(axis=1))
@@ -277,6 +278,53 @@ def test_prediction_fuses_the_knowledge_and_labels_every_point(chair_case):
     assert shape_miou(fused.point_labels, face_labels[shape.face_ids], 3) > 0.85
     student.config = replace(student.config, fuse=0.0)
     np.testing.assert_array_equal(student.predict(shape, knowledge=knowledge).probs, alone.probs)
+
+
+def _small_part_case() -> tuple[Knowledge, np.ndarray]:
+    # Views 0-2 name part 0 on points 0-35 and part 1 on points 36-39 (a part of 4 points); view 3 calls points
+    # 0-39 part 0 and points 0-2 part 1 (a one-view blob the other views contradict). Scores 0.9. The student
+    # never says part 1: it cannot resolve 4 points.
+    units = [list(range(36))] * 3 + [list(range(36, 40))] * 3 + [list(range(40)), [0, 1, 2]]
+    k = _knowledge(units, [0, 0, 0, 1, 1, 1, 0, 1], [0.9] * 8, n=40, c=2)
+    k.views = np.array([0, 1, 2, 0, 1, 2, 3, 3], np.int64)
+    probs = np.array([[0.999, 0.001]] * 40, np.float32)
+    return k, probs
+
+
+def test_units_below_the_students_resolution_are_judged_by_the_views():
+    k, probs = _small_part_case()
+    # Each small unit: 2 of the 3 other views covering it repeat it (consistency 2/3); the blob: none of 3.
+    np.testing.assert_array_equal(unresolved_units(k, 5), [False] * 3 + [True] * 3 + [False, False])
+    assert not unresolved_units(k, 4).any()  # 4 points are not fewer than 4
+    assert not unresolved_units(k, 0).any()
+    # Without the resolution the student's prior wins: its agreement with the small units is 0, so they keep
+    # 0.9 * 2/3 each, 3 * 0.6 / 4 views = 0.45 of evidence against view 3's 0.9 / 4 = 0.225, and
+    # log(0.001 / 0.999) + 4 * (0.45 - 0.225) < 0.
+    plain = train_module.fuse_knowledge(probs, k, 4.0, "support")
+    np.testing.assert_array_equal(plain.argmax(axis=1), [0] * 40)
+    np.testing.assert_array_equal(train_module.fuse_knowledge(probs, k, 4.0, "support", 4.0), plain)
+    # Below the resolution the small units keep their 0.9 and the student's prior says nothing about part 1:
+    # 4 * (3 * 0.9 / 4 - 0.9 / 4) = 1.8 for part 1 at points 36-39. The blob is not corroborated: the student
+    # keeps points 0-2.
+    fused = train_module.fuse_knowledge(probs, k, 4.0, "support", 5.0)
+    np.testing.assert_array_equal(fused.argmax(axis=1), [0] * 36 + [1] * 4)
+    logits = np.log([0.999, 0.999]) + 4.0 * np.array([0.9 / 4, 3 * 0.9 / 4])
+    np.testing.assert_allclose(fused[37], np.exp(logits) / np.exp(logits).sum(), rtol=1e-5)
+    np.testing.assert_allclose(fused[10], plain[10], rtol=1e-6)
+
+
+def test_student_resolution_scales_with_the_shape_and_the_setting():
+    config = replace(DistillConfig(), k=16, points_per_shape=1024)
+    student = Student.create(["a", "b"], config)
+    shape = Shape(np.random.default_rng(0).random((2048, 3)).astype(np.float32))
+    assert student.resolution(shape) == pytest.approx(32.0)  # 16 points of a 1024-point subset of 2048
+    student.config = replace(config, resolution=2.0)
+    assert student.resolution(shape) == pytest.approx(64.0)
+    student.config = replace(config, resolution=0.0)
+    assert student.resolution(shape) == 0.0
+    with pytest.raises(ValueError, match="resolution"):
+        replace(config, resolution=-1.0)
+    assert "resolution" not in config.model_dict()  # a prediction-time setting: cached students still match
 
 
 def test_fusion_restores_what_the_views_agree_on_and_ignores_contradicted_units():
