@@ -313,6 +313,19 @@ def test_units_below_the_students_resolution_are_judged_by_the_views():
     np.testing.assert_allclose(fused[10], plain[10], rtol=1e-6)
 
 
+def test_a_small_unit_needs_a_small_unit_of_another_view_to_vouch_for_it():
+    # Views 0 and 1 name part 0 on points 0-19, view 2 on 10-19. Part 1: view 0 on points 0-2, view 1 on 0-13,
+    # view 2 on 12-13.
+    units = [list(range(20)), list(range(20)), [0, 1, 2], list(range(14)), list(range(10, 20)), [12, 13]]
+    k = _knowledge(units, [0, 0, 1, 1, 0, 1], [0.9] * 6, 20, 2)
+    k.views = np.array([0, 1, 0, 1, 2, 2], np.int64)
+    # View 1 repeats both small part-1 units, but with a unit the student resolves: neither is below it.
+    assert not unresolved_units(k, 5).any()
+    # Below 15 points view 1's part-1 unit is small too (views 0 and 2 name part 1 on 5 of the 18 points where
+    # they cover it) and vouches for both; view 2's part-0 unit is repeated only by larger units: not below it.
+    np.testing.assert_array_equal(unresolved_units(k, 15), [False, False, True, True, False, True])
+
+
 def test_student_resolution_scales_with_the_shape_and_the_setting():
     config = replace(DistillConfig(), k=16, points_per_shape=1024)
     student = Student.create(["a", "b"], config)

@@ -239,19 +239,31 @@ def rescore(
 
 
 def unresolved_units(knowledge: Knowledge, min_size: float) -> np.ndarray:
-    """(K,) bool: the units of fewer than `min_size` points that other views corroborate (at least a
-    `CORROBORATION` share of the other views covering the unit name its part there).
+    """(K,) bool: the units of fewer than `min_size` points that other views corroborate: at least a
+    `CORROBORATION` share of the other views covering the unit name its part there, and at least one of them
+    with a unit that small too, sharing a point with it.
 
     A unit that small is below what the student resolves (`Student.predict` sets `min_size` from the student's
     neighbours and subset size), so the student's low probability of its part says nothing about it; the other
-    views, not the student, vouch for it. A small unit no other view repeats (or sees) stays with the student.
+    views, not the student, vouch for it. A small unit no other view repeats (or sees) stays with the student, and
+    so does one that only a larger unit of another view overlaps (two views' spurious blobs that happen to touch
+    a part's outline: on a 35-shape development set, a laptop's absent camera).
     """
     if knowledge.n_units == 0 or min_size <= 0:
         return np.zeros(knowledge.n_units, dtype=bool)
     from partdistill_cli.vote import cross_view_support
 
     consistency, seen_elsewhere = cross_view_support(knowledge)
-    return (knowledge.unit_sizes() < min_size) & seen_elsewhere & (consistency >= CORROBORATION)
+    candidate = np.flatnonzero((knowledge.unit_sizes() < min_size) & seen_elsewhere & (consistency >= CORROBORATION))
+    out = np.zeros(knowledge.n_units, dtype=bool)
+    if len(candidate) < 2:
+        return out
+    members = knowledge.membership()[candidate]
+    overlap = (members @ members.T).tocoo()
+    a, b = candidate[overlap.row], candidate[overlap.col]
+    mutual = (knowledge.views[a] != knowledge.views[b]) & (knowledge.labels[a] == knowledge.labels[b])
+    out[a[mutual]] = True
+    return out
 
 
 def member_agreement(knowledge: Knowledge, probs: np.ndarray) -> np.ndarray:

@@ -67,9 +67,11 @@ class DistillConfig:
     `losses.point_targets`): at 4 the student learns each point's leading claim without losing the point's weight,
     which keeps minority parts from being smoothed away (measured: `bench/quality.py`, README "Measuring quality").
     Prediction: given the shape's knowledge, `Student.predict` adds `fuse` times the re-scored view evidence to
-    the student's log-probabilities (`fuse_knowledge`; 0 turns it off). On a mesh, each connected component
-    holding at most `components` of the points, whose points mostly take one part, takes that part as a whole
-    (`components.component_vote`; 0 turns it off).
+    the student's log-probabilities (`fuse_knowledge`; 0 turns it off). A unit of fewer than `resolution` times
+    `k` points in one of the student's subsets (`Student.resolution`: 32 points of a 2048-point shape), which other
+    views corroborate, is below what the student resolves: the views alone judge it (`losses.unresolved_units`; 0
+    turns it off). On a mesh, each connected component holding at most `components` of the points, whose points
+    mostly take one part, takes that part as a whole (`components.component_vote`; 0 turns it off).
     `ensemble` students are trained from seeds `seed, seed+1, ...` and their probabilities averaged;
     `tta` prediction passes (different point subsets, the later ones augmented) are averaged too.
     """
