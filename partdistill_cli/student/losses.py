@@ -249,13 +249,14 @@ def unresolved_units(knowledge: Knowledge, min_size: float) -> np.ndarray:
     so does one that only a larger unit of another view overlaps (two views' spurious blobs that happen to touch
     a part's outline: on a 35-shape development set, a laptop's absent camera).
     """
-    if knowledge.n_units == 0 or min_size <= 0:
-        return np.zeros(knowledge.n_units, dtype=bool)
+    out = np.zeros(knowledge.n_units, dtype=bool)
+    small = knowledge.unit_sizes() < min_size
+    if small.sum() < 2:  # none, or one with no small unit to vouch for it: skip the cross-view counts
+        return out
     from partdistill_cli.vote import cross_view_support
 
     consistency, seen_elsewhere = cross_view_support(knowledge)
-    candidate = np.flatnonzero((knowledge.unit_sizes() < min_size) & seen_elsewhere & (consistency >= CORROBORATION))
-    out = np.zeros(knowledge.n_units, dtype=bool)
+    candidate = np.flatnonzero(small & seen_elsewhere & (consistency >= CORROBORATION))
     if len(candidate) < 2:
         return out
     members = knowledge.membership()[candidate]
